@@ -1,0 +1,1 @@
+//! Cluster PKI (see issue: CA and per-node certificates).

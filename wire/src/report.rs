@@ -1,0 +1,87 @@
+//! Progress reports: `POST <collector_url>/v1/reports`, sent by the agent, stored by the collector.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a node is in its life. Order matters: later phases compare greater, which the
+/// collector uses to decide that a node is installed (`Booted` or later).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// First report from the installed system.
+    Booted,
+    WaitingLocal,
+    LocalHealthy,
+    Joining,
+    Joined,
+    Bootstrapped,
+    Failed,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 7] = [
+        Phase::Booted,
+        Phase::WaitingLocal,
+        Phase::LocalHealthy,
+        Phase::Joining,
+        Phase::Joined,
+        Phase::Bootstrapped,
+        Phase::Failed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Booted => "booted",
+            Phase::WaitingLocal => "waiting-local",
+            Phase::LocalHealthy => "local-healthy",
+            Phase::Joining => "joining",
+            Phase::Joined => "joined",
+            Phase::Bootstrapped => "bootstrapped",
+            Phase::Failed => "failed",
+        }
+    }
+
+    /// The node is a working member of the service's cluster.
+    pub fn is_member(self) -> bool {
+        matches!(self, Phase::Joined | Phase::Bootstrapped)
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Phase {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Phase::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| format!("unknown phase {s:?}"))
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ReportStatus {
+    Ok,
+    InProgress,
+    Error,
+}
+
+/// One progress report. `at` is RFC 3339 UTC, set by the sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Report {
+    pub node_id: String,
+    /// `chainfire`, `flaredb`, `iam` or `system`.
+    pub service: String,
+    pub phase: Phase,
+    pub status: ReportStatus,
+    pub message: String,
+    pub at: String,
+}
