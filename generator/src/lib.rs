@@ -1,1 +1,15 @@
-//! plasmagen library.
+//! plasmagen: one inventory → the fleet's NixOS flake, PKI, PXE/DNS/firewall artifacts and
+//! operator scripts; plus the collector the nodes report to.
+//!
+//! Data flows one way: [`inventory::load`] → validated [`inventory::Inventory`] →
+//! [`render`] → [`output`] (files).
+
+pub mod command;
+pub mod diag;
+pub mod error;
+pub mod inventory;
+pub mod output;
+pub mod render;
+pub mod validate;
+
+pub use error::Error;

@@ -1,0 +1,133 @@
+//! `plasmagen generate <INVENTORY> --out <DIR>`: render the flake and the secrets.
+
+use std::fs;
+use std::path::{Component, Path, PathBuf};
+
+use serde_json::json;
+
+use super::{Outcome, print_warnings};
+use crate::error::Error;
+use crate::{inventory, output, render};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Inventory file (TOML, or JSON when it ends in .json).
+    pub inventory: PathBuf,
+    /// Output directory: <OUT>/flake (commit it) and <OUT>/secrets (never commit it).
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Secrets directory (default <OUT>/secrets). Refused inside the flake directory.
+    #[arg(long)]
+    pub secrets: Option<PathBuf>,
+    /// Print what would be created, changed (with a diff) or removed; write nothing.
+    /// Exits 1 when something would change, 0 when nothing would.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// With --dry-run: print the plan as JSON on stdout.
+    #[arg(long, requires = "dry_run")]
+    pub json: bool,
+}
+
+/// Absolute, with `.` and `..` resolved lexically (the directories may not exist yet).
+pub fn absolute(path: &Path) -> PathBuf {
+    let base = if path.is_absolute() {
+        PathBuf::new()
+    } else {
+        std::env::current_dir().unwrap_or_default()
+    };
+    let mut out = PathBuf::new();
+    for c in base.join(path).components() {
+        match c {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+pub struct Layout {
+    pub out: PathBuf,
+    pub flake: PathBuf,
+    pub secrets: PathBuf,
+}
+
+pub fn layout(out: &Path, secrets: Option<&Path>) -> Result<Layout, Error> {
+    let flake = out.join("flake");
+    let secrets = secrets.map_or_else(|| out.join("secrets"), Path::to_path_buf);
+    let (af, asec) = (absolute(&flake), absolute(&secrets));
+    if asec.starts_with(&af) || af.starts_with(&asec) {
+        return Err(Error::Usage(format!(
+            "refusing secrets directory {} inside (or containing) the flake directory {}: anything under the flake can be copied into the world-readable Nix store",
+            secrets.display(),
+            flake.display()
+        )));
+    }
+    Ok(Layout {
+        out: out.to_path_buf(),
+        flake,
+        secrets,
+    })
+}
+
+pub fn run(args: &Args) -> Result<Outcome, Error> {
+    let loaded = inventory::load(&args.inventory)?;
+    print_warnings(&loaded.warnings);
+    let inv = &loaded.inventory;
+    let layout = layout(&args.out, args.secrets.as_deref())?;
+    let rendered = render::render_flake(inv)?;
+
+    if args.dry_run {
+        let plan = output::plan(&layout.flake, &rendered)?;
+        if args.json {
+            let doc = json!({ "changes": !plan.is_empty(), "flake": plan });
+            println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| Error::Internal(e.to_string()))?);
+        } else {
+            print!("{}", plan.describe(&layout.flake));
+            if plan.is_empty() {
+                println!("nothing to do: {} files up to date", plan.unchanged);
+            }
+        }
+        return Ok(if plan.is_empty() { Outcome::Ok } else { Outcome::ChangesPending });
+    }
+
+    fs::create_dir_all(&layout.out).map_err(|source| Error::Io { path: layout.out.clone(), source })?;
+    // One generate at a time per output directory; the second waits.
+    let lock_path = layout.out.join(".plasmagen.lock");
+    let lock = fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|source| Error::Io { path: lock_path.clone(), source })?;
+    lock.lock().map_err(|source| Error::Io { path: lock_path.clone(), source })?;
+
+    let plan = output::plan(&layout.flake, &rendered)?;
+    output::apply(&layout.flake, &plan)?;
+    ensure_private_dir(&layout.secrets)?;
+    eprintln!(
+        "{}: {} created, {} changed, {} removed, {} unchanged",
+        layout.flake.display(),
+        plan.create.len(),
+        plan.change.len(),
+        plan.remove.len(),
+        plan.unchanged
+    );
+    Ok(Outcome::Ok)
+}
+
+/// Create a directory with mode 0700 (or tighten an existing one).
+fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let io = |source| Error::Io { path: dir.to_path_buf(), source };
+    if !dir.exists() {
+        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
+    }
+    let meta = fs::metadata(dir).map_err(io)?;
+    if meta.permissions().mode() & 0o777 != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,62 @@
+//! The `plasmagen` command line: one file per subcommand.
+
+pub mod check;
+pub mod generate;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Error;
+
+const EXIT_CODES: &str = "\
+Exit codes:
+  0   success (dry-run: nothing would change)
+  1   dry-run: changes pending
+  2   invalid input (inventory, arguments, refused layout, unreadable CA); nothing was written
+  70  internal error (a bug: please report it)
+  74  I/O error writing the output";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "plasmagen",
+    version,
+    about = "Render a PlasmaCloud fleet (NixOS flake, PKI, PXE/DNS/firewall, scripts) from one inventory",
+    after_help = EXIT_CODES
+)]
+pub struct Cli {
+    /// Log more (-v: debug, -vv: trace); RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Render <OUT>/flake and the secrets directory from an inventory.
+    #[command(after_help = EXIT_CODES)]
+    Generate(generate::Args),
+    /// Validate an inventory and report every problem at once.
+    #[command(after_help = EXIT_CODES)]
+    Check(check::Args),
+}
+
+/// What a successful command asks `main` to exit with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    ChangesPending,
+}
+
+pub fn run(cli: Cli) -> Result<Outcome, Error> {
+    match cli.command {
+        Command::Generate(args) => generate::run(&args),
+        Command::Check(args) => check::run(&args),
+    }
+}
+
+/// Print warnings to stderr (they never fail a command).
+pub(crate) fn print_warnings(warnings: &[crate::diag::Diagnostic]) {
+    for w in warnings {
+        eprintln!("{w}");
+    }
+}

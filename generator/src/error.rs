@@ -1,0 +1,60 @@
+//! The library's error type and its mapping to exit codes (documented in `--help`).
+
+use crate::diag::Diagnostic;
+use crate::inventory::LoadError;
+use crate::output::OutputError;
+use crate::render::RenderError;
+
+pub const EXIT_OK: u8 = 0;
+/// `--dry-run`: something would change. `status --wait`: a node failed or the wait timed out.
+pub const EXIT_CHANGES: u8 = 1;
+pub const EXIT_INVALID: u8 = 2;
+pub const EXIT_INTERNAL: u8 = 70;
+pub const EXIT_IO: u8 = 74;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid input:\n{}", render_diags(.0))]
+    Invalid(Vec<Diagnostic>),
+    /// Bad arguments or a layout we refuse (user's fault, exit 2).
+    #[error("{0}")]
+    Usage(String),
+    #[error(transparent)]
+    Render(#[from] RenderError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+    #[error("{path}: {source}")]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Pki(#[from] plasma_pki::PkiError),
+    #[error("{0}")]
+    Internal(String),
+}
+
+fn render_diags(diags: &[Diagnostic]) -> String {
+    diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+}
+
+impl From<LoadError> for Error {
+    fn from(e: LoadError) -> Self {
+        match e {
+            LoadError::Invalid(d) => Error::Invalid(d),
+            LoadError::Io { path, source } => Error::Usage(format!("{}: cannot read inventory: {source}", path.display())),
+        }
+    }
+}
+
+impl Error {
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Invalid(_) | Error::Usage(_) => EXIT_INVALID,
+            Error::Pki(e) if e.is_user_error() => EXIT_INVALID,
+            Error::Output(_) | Error::Io { .. } => EXIT_IO,
+            Error::Render(_) | Error::Pki(_) | Error::Internal(_) => EXIT_INTERNAL,
+        }
+    }
+}

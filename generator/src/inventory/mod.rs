@@ -1,0 +1,350 @@
+//! The fleet inventory: the one file an operator writes. Parsing collects every problem at
+//! once (unknown or missing fields, wrong types, malformed values) before the semantic rules
+//! in [`crate::validate`] run on what could be read.
+
+mod net;
+mod reader;
+pub mod tree;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+pub use net::{Cidr, Mac};
+
+use crate::diag::{Diagnostic, Severity};
+
+/// Default node certificate validity.
+pub const DEFAULT_CERT_VALIDITY_DAYS: u32 = 365;
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Inventory {
+    /// The file it was read from, as given on the command line.
+    pub source: PathBuf,
+    pub cluster: Cluster,
+    pub provisioning: ProvisioningNetwork,
+    pub production: ProductionNetwork,
+    /// Where SSH (management) is allowed from; defaults to the provisioning subnet.
+    pub management_subnet: Option<Cidr>,
+    pub nodes: Vec<Node>,
+    /// Optional service VIPs for DNS (runbook 3.3), name → address.
+    pub vips: BTreeMap<String, Ipv4Addr>,
+    pub flake_inputs: FlakeInputs,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cluster {
+    pub name: String,
+    pub domain: String,
+    pub bootstrap: Vec<String>,
+    pub ssh_authorized_keys: Vec<String>,
+    pub state_version: String,
+    pub collector_url: String,
+    pub cert_validity_days: u32,
+    pub health_timeout_secs: u64,
+    pub join_timeout_secs: u64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProvisioningNetwork {
+    pub subnet: Cidr,
+    pub gateway: Ipv4Addr,
+    pub nameservers: Vec<Ipv4Addr>,
+    pub dhcp_range: (Ipv4Addr, Ipv4Addr),
+    pub pxe_server: Ipv4Addr,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProductionNetwork {
+    pub subnet: Cidr,
+    pub gateway: Ipv4Addr,
+    pub nameservers: Vec<Ipv4Addr>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FlakeInputs {
+    pub nixpkgs: String,
+    pub disko: String,
+    pub provisioning: String,
+    pub services: String,
+}
+
+impl FlakeInputs {
+    pub const KEYS: [&'static str; 4] = ["nixpkgs", "disko", "plasmacloud-provisioning", "plasmacloud-services"];
+
+    pub fn defaults(state_version: &str) -> FlakeInputs {
+        FlakeInputs {
+            nixpkgs: format!("github:NixOS/nixpkgs/nixos-{state_version}"),
+            disko: "github:nix-community/disko".into(),
+            provisioning: "github:plasmacloud/provisioning".into(),
+            services: "github:plasmacloud/plasmacloud".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    ControlPlane,
+    Worker,
+    AllInOne,
+}
+
+impl Role {
+    pub const ALL: [Role; 3] = [Role::ControlPlane, Role::Worker, Role::AllInOne];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::ControlPlane => "control-plane",
+            Role::Worker => "worker",
+            Role::AllInOne => "all-in-one",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// Services of the role, from the runbook's port matrix (3.4).
+    pub fn services(self) -> &'static [Service] {
+        use Service::*;
+        match self {
+            Role::ControlPlane => &[Chainfire, Flaredb, Iam],
+            Role::Worker => &[Chainfire, Plasmavmc, Novanet, Flashdns, Fiberlb, K8shost],
+            Role::AllInOne => &[
+                Chainfire, Flaredb, Iam, Plasmavmc, Novanet, Flashdns, Fiberlb, K8shost,
+            ],
+        }
+    }
+
+    /// Raft services the node is a member of, in join order (FlareDB points at Chainfire).
+    pub fn raft_services(self) -> Vec<Service> {
+        self.services()
+            .iter()
+            .copied()
+            .filter(|s| s.raft_port().is_some())
+            .collect()
+    }
+
+    /// Can be a founding Raft member: runs both Chainfire and FlareDB.
+    pub fn is_control_plane(self) -> bool {
+        matches!(self, Role::ControlPlane | Role::AllInOne)
+    }
+}
+
+/// A PlasmaCloud service with its ports (runbook 3.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Service {
+    Chainfire,
+    Flaredb,
+    Iam,
+    Plasmavmc,
+    Novanet,
+    Flashdns,
+    Fiberlb,
+    K8shost,
+}
+
+impl Service {
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Chainfire => "chainfire",
+            Service::Flaredb => "flaredb",
+            Service::Iam => "iam",
+            Service::Plasmavmc => "plasmavmc",
+            Service::Novanet => "novanet",
+            Service::Flashdns => "flashdns",
+            Service::Fiberlb => "fiberlb",
+            Service::K8shost => "k8shost",
+        }
+    }
+
+    pub fn api_port(self) -> u16 {
+        match self {
+            Service::Chainfire => 2379,
+            Service::Flaredb => 2479,
+            Service::Iam => 8080,
+            Service::Plasmavmc => 9090,
+            Service::Novanet => 9091,
+            Service::Flashdns => 53,
+            Service::Fiberlb => 9092,
+            Service::K8shost => 10250,
+        }
+    }
+
+    pub fn raft_port(self) -> Option<u16> {
+        match self {
+            Service::Chainfire => Some(2380),
+            Service::Flaredb => Some(2480),
+            _ => None,
+        }
+    }
+
+    pub fn gossip_port(self) -> Option<u16> {
+        match self {
+            Service::Chainfire => Some(2381),
+            _ => None,
+        }
+    }
+
+    /// Every TCP port the service listens on.
+    pub fn tcp_ports(self) -> Vec<u16> {
+        [Some(self.api_port()), self.raft_port(), self.gossip_port()]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// FlashDNS also answers on UDP.
+    pub fn udp_ports(self) -> Vec<u16> {
+        match self {
+            Service::Flashdns => vec![53],
+            _ => vec![],
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum DiskLayout {
+    Single,
+    Raid1,
+    LuksLvm,
+}
+
+impl DiskLayout {
+    pub const ALL: [DiskLayout; 3] = [DiskLayout::Single, DiskLayout::Raid1, DiskLayout::LuksLvm];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DiskLayout::Single => "single",
+            DiskLayout::Raid1 => "raid1",
+            DiskLayout::LuksLvm => "luks-lvm",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<DiskLayout> {
+        DiskLayout::ALL.into_iter().find(|l| l.as_str() == s)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node {
+    pub hostname: String,
+    pub role: Role,
+    pub mac: Mac,
+    pub provisioning_ip: Ipv4Addr,
+    pub production_ip: Ipv4Addr,
+    pub disks: Vec<String>,
+    pub disk_layout: DiskLayout,
+    pub bmc: Option<Bmc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bmc {
+    /// IP address or DNS name of the BMC.
+    pub address: String,
+    pub username: String,
+    /// File holding the BMC password on the provisioning workstation (never inlined).
+    pub password_file: Option<String>,
+}
+
+impl Node {
+    pub fn fqdn(&self, cluster: &Cluster) -> String {
+        format!("{}.{}", self.hostname, cluster.domain)
+    }
+}
+
+impl Inventory {
+    pub fn node(&self, hostname: &str) -> Option<&Node> {
+        self.nodes.iter().find(|n| n.hostname == hostname)
+    }
+
+    pub fn is_bootstrap(&self, node: &Node) -> bool {
+        self.cluster.bootstrap.iter().any(|b| *b == node.hostname)
+    }
+
+    /// Bootstrap members in the order the inventory lists them.
+    pub fn bootstrap_nodes(&self) -> Vec<&Node> {
+        self.cluster
+            .bootstrap
+            .iter()
+            .filter_map(|b| self.node(b))
+            .collect()
+    }
+
+    pub fn fqdn(&self, node: &Node) -> String {
+        node.fqdn(&self.cluster)
+    }
+
+    /// Subnet SSH is allowed from on cluster nodes.
+    pub fn ssh_source(&self) -> Cidr {
+        self.management_subnet.unwrap_or(self.provisioning.subnet)
+    }
+}
+
+/// What was read, plus what the semantic rules need to point at the source.
+#[derive(Debug)]
+pub struct Parsed {
+    pub inventory: Inventory,
+    /// Field paths whose value could not be read; rules skip them to avoid follow-on noise.
+    pub broken: BTreeSet<String>,
+    /// Field path → byte span in the source (TOML only).
+    pub spans: BTreeMap<String, Range<usize>>,
+    pub source_text: String,
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Errors for `load`: the diagnostics (all of them) or an unreadable file.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    #[error("{path}: cannot read inventory: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{} invalid", plural(.0.iter().filter(|d| d.severity == Severity::Error).count(), "problem"))]
+    Invalid(Vec<Diagnostic>),
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+/// A valid inventory plus its warnings.
+#[derive(Debug)]
+pub struct Loaded {
+    pub inventory: Inventory,
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Read, parse and validate an inventory file: the only way into the model.
+pub fn load(path: &Path) -> Result<Loaded, LoadError> {
+    let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    load_str(path, &text)
+}
+
+pub fn load_str(path: &Path, text: &str) -> Result<Loaded, LoadError> {
+    let mut parsed = reader::parse(path, text).map_err(LoadError::Invalid)?;
+    crate::validate::validate(&mut parsed);
+    let (errors, warnings): (Vec<_>, Vec<_>) = parsed
+        .diagnostics
+        .into_iter()
+        .partition(|d| d.severity == Severity::Error);
+    if !errors.is_empty() {
+        let mut all = errors;
+        all.extend(warnings);
+        return Err(LoadError::Invalid(all));
+    }
+    Ok(Loaded {
+        inventory: parsed.inventory,
+        warnings,
+    })
+}

@@ -1,0 +1,591 @@
+//! Tree → model, collecting every structural problem: syntax, unknown and missing fields
+//! (with did-you-mean), wrong types and malformed values.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::Ipv4Addr;
+use std::ops::Range;
+use std::path::Path;
+use std::str::FromStr;
+
+use super::tree::{self, Entry, Item, Value};
+use super::*;
+use crate::diag::{Diagnostic, Severity, did_you_mean, line_col};
+
+const CLUSTER_KEYS: &[&str] = &[
+    "name",
+    "domain",
+    "bootstrap",
+    "ssh_authorized_keys",
+    "state_version",
+    "collector_url",
+    "cert_validity_days",
+    "health_timeout_secs",
+    "join_timeout_secs",
+];
+const CLUSTER_REQUIRED: &[&str] = &[
+    "name",
+    "domain",
+    "bootstrap",
+    "ssh_authorized_keys",
+    "state_version",
+    "collector_url",
+];
+const PROV_KEYS: &[&str] = &["subnet", "gateway", "nameservers", "dhcp_range", "pxe_server"];
+const PROD_KEYS: &[&str] = &["subnet", "gateway", "nameservers"];
+const MGMT_KEYS: &[&str] = &["subnet"];
+const NODE_KEYS: &[&str] = &[
+    "hostname",
+    "role",
+    "mac",
+    "provisioning_ip",
+    "production_ip",
+    "disks",
+    "disk_layout",
+    "bmc",
+];
+const NODE_REQUIRED: &[&str] = &["hostname", "role", "mac", "provisioning_ip", "production_ip"];
+const BMC_KEYS: &[&str] = &["address", "username", "password_file"];
+const TOP_KEYS: &[&str] = &["cluster", "networks", "nodes", "vips", "flake"];
+
+pub(super) struct Reader<'a> {
+    file: String,
+    src: &'a str,
+    pub diags: Vec<Diagnostic>,
+    pub broken: BTreeSet<String>,
+    pub spans: BTreeMap<String, Range<usize>>,
+}
+
+impl<'a> Reader<'a> {
+    fn push(
+        &mut self,
+        severity: Severity,
+        span: Option<&Range<usize>>,
+        node: Option<&str>,
+        field: &str,
+        message: String,
+    ) {
+        let (line, column) = match span {
+            Some(s) => {
+                let (l, c) = line_col(self.src, s.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        };
+        self.diags.push(Diagnostic {
+            severity,
+            file: self.file.clone(),
+            line,
+            column,
+            node: node.map(str::to_string),
+            field: field.to_string(),
+            message,
+        });
+    }
+
+    fn error(&mut self, span: Option<&Range<usize>>, node: Option<&str>, field: &str, msg: String) {
+        self.broken.insert(field.to_string());
+        self.push(Severity::Error, span, node, field, msg);
+    }
+
+    /// Check a table's keys; returns its entries when `item` is a table.
+    fn table<'t>(
+        &mut self,
+        item: &'t Item,
+        path: &str,
+        node: Option<&str>,
+        known: &[&str],
+        required: &[&str],
+    ) -> Option<&'t [Entry]> {
+        let Value::Table(entries) = &item.value else {
+            self.error(
+                item.span.as_ref(),
+                node,
+                path,
+                format!("expected a table, found {}", item.value.type_name()),
+            );
+            return None;
+        };
+        for e in entries {
+            if !known.contains(&e.key.as_str()) {
+                let field = join(path, &e.key);
+                let hint = did_you_mean(&e.key, known)
+                    .map(|k| format!("; did you mean `{k}`?"))
+                    .unwrap_or_else(|| format!("; known fields: {}", known.join(", ")));
+                self.error(
+                    e.key_span.as_ref(),
+                    node,
+                    &field,
+                    format!("unknown field `{}`{hint}", e.key),
+                );
+            }
+        }
+        for r in required {
+            if !entries.iter().any(|e| e.key == *r) {
+                let field = join(path, r);
+                self.error(item.span.as_ref(), node, &field, "missing required field".into());
+            }
+        }
+        Some(entries)
+    }
+
+    fn record(&mut self, path: &str, item: &Item) {
+        if let Some(s) = &item.span {
+            self.spans.insert(path.to_string(), s.clone());
+        }
+    }
+
+    fn string(&mut self, item: &Item, path: &str, node: Option<&str>) -> Option<String> {
+        self.record(path, item);
+        match &item.value {
+            Value::String(s) => Some(s.clone()),
+            other => {
+                self.error(
+                    item.span.as_ref(),
+                    node,
+                    path,
+                    format!("expected a string, found {}", other.type_name()),
+                );
+                None
+            }
+        }
+    }
+
+    fn integer(&mut self, item: &Item, path: &str, node: Option<&str>, max: i64) -> Option<i64> {
+        self.record(path, item);
+        match &item.value {
+            Value::Integer(n) if (1..=max).contains(n) => Some(*n),
+            Value::Integer(n) => {
+                self.error(item.span.as_ref(), node, path, format!("{n} is out of range 1..={max}"));
+                None
+            }
+            other => {
+                self.error(
+                    item.span.as_ref(),
+                    node,
+                    path,
+                    format!("expected an integer, found {}", other.type_name()),
+                );
+                None
+            }
+        }
+    }
+
+    fn strings(&mut self, item: &Item, path: &str, node: Option<&str>) -> Option<Vec<String>> {
+        self.record(path, item);
+        let Value::Array(items) = &item.value else {
+            self.error(
+                item.span.as_ref(),
+                node,
+                path,
+                format!("expected an array of strings, found {}", item.value.type_name()),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        let mut ok = true;
+        for (i, it) in items.iter().enumerate() {
+            match self.string(it, &format!("{path}[{i}]"), node) {
+                Some(s) => out.push(s),
+                None => ok = false,
+            }
+        }
+        if !ok {
+            self.broken.insert(path.to_string());
+        }
+        ok.then_some(out)
+    }
+
+    fn parsed<T: FromStr<Err = String>>(
+        &mut self,
+        item: &Item,
+        path: &str,
+        node: Option<&str>,
+    ) -> Option<T> {
+        let s = self.string(item, path, node)?;
+        match s.parse::<T>() {
+            Ok(v) => Some(v),
+            Err(msg) => {
+                self.error(item.span.as_ref(), node, path, msg);
+                None
+            }
+        }
+    }
+
+    fn ipv4(&mut self, item: &Item, path: &str, node: Option<&str>) -> Option<Ipv4Addr> {
+        let s = self.string(item, path, node)?;
+        match s.parse::<Ipv4Addr>() {
+            Ok(ip) => Some(ip),
+            Err(_) => {
+                self.error(
+                    item.span.as_ref(),
+                    node,
+                    path,
+                    format!("malformed IPv4 address {s:?}"),
+                );
+                None
+            }
+        }
+    }
+
+    fn ipv4s(&mut self, item: &Item, path: &str, node: Option<&str>) -> Option<Vec<Ipv4Addr>> {
+        let Value::Array(items) = &item.value else {
+            self.error(
+                item.span.as_ref(),
+                node,
+                path,
+                format!("expected an array of IPv4 addresses, found {}", item.value.type_name()),
+            );
+            return None;
+        };
+        let mut out = Vec::new();
+        for (i, it) in items.iter().enumerate() {
+            out.push(self.ipv4(it, &format!("{path}[{i}]"), node));
+        }
+        out.into_iter().collect()
+    }
+}
+
+fn join(path: &str, key: &str) -> String {
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
+}
+
+fn get<'t>(entries: &'t [Entry], key: &str) -> Option<&'t Item> {
+    entries.iter().find(|e| e.key == key).map(|e| &e.item)
+}
+
+/// Parse source text into a model. Syntax errors return early (nothing else can be read);
+/// everything else is collected and the model is filled with placeholders where a value was
+/// broken, so the semantic rules can still run on the rest.
+pub(super) fn parse(path: &Path, text: &str) -> Result<Parsed, Vec<Diagnostic>> {
+    let file = path.display().to_string();
+    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let root = if is_json {
+        tree::parse_json(text)
+    } else {
+        tree::parse_toml(text)
+    };
+    let root = match root {
+        Ok(r) => r,
+        Err(e) => {
+            let (line, column) = match (e.line_col, e.offset) {
+                (Some((l, c)), _) => (Some(l), Some(c)),
+                (None, Some(o)) => {
+                    let (l, c) = line_col(text, o);
+                    (Some(l), Some(c))
+                }
+                _ => (None, None),
+            };
+            return Err(vec![Diagnostic {
+                severity: Severity::Error,
+                file,
+                line,
+                column,
+                node: None,
+                field: "(syntax)".into(),
+                message: format!(
+                    "invalid {}: {}",
+                    if is_json { "JSON" } else { "TOML" },
+                    e.message
+                ),
+            }]);
+        }
+    };
+    let mut r = Reader {
+        file,
+        src: text,
+        diags: Vec::new(),
+        broken: BTreeSet::new(),
+        spans: BTreeMap::new(),
+    };
+    let empty = Item {
+        value: Value::Table(vec![]),
+        span: None,
+    };
+    let top = r
+        .table(&root, "", None, TOP_KEYS, &["cluster", "networks", "nodes"])
+        .unwrap_or(&[]);
+
+    let cluster = read_cluster(&mut r, get(top, "cluster").unwrap_or(&empty), top.iter().any(|e| e.key == "cluster"));
+    let networks_item = get(top, "networks");
+    let nets = match networks_item {
+        Some(item) => r
+            .table(item, "networks", None, &["provisioning", "production", "management"], &["provisioning", "production"])
+            .unwrap_or(&[]),
+        None => &[],
+    };
+    let provisioning = read_provisioning(&mut r, get(nets, "provisioning"));
+    let production = read_production(&mut r, get(nets, "production"));
+    let management_subnet = get(nets, "management").and_then(|m| {
+        let entries = r.table(m, "networks.management", None, MGMT_KEYS, &["subnet"])?;
+        let s = get(entries, "subnet")?;
+        r.parsed::<Cidr>(s, "networks.management.subnet", None)
+    });
+
+    let mut nodes = Vec::new();
+    match get(top, "nodes").map(|n| &n.value) {
+        Some(Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                nodes.push(read_node(&mut r, item, i));
+            }
+        }
+        Some(other) => {
+            let item = get(top, "nodes").expect("present");
+            r.error(
+                item.span.as_ref(),
+                None,
+                "nodes",
+                format!("expected an array of tables ([[nodes]]), found {}", other.type_name()),
+            );
+        }
+        None => {}
+    }
+
+    let mut vips = BTreeMap::new();
+    if let Some(item) = get(top, "vips") {
+        if let Value::Table(entries) = &item.value {
+            for e in entries {
+                let path = format!("vips.{}", e.key);
+                if let Some(ip) = r.ipv4(&e.item, &path, None) {
+                    vips.insert(e.key.clone(), ip);
+                }
+            }
+        } else {
+            r.error(item.span.as_ref(), None, "vips", "expected a table of name = \"address\"".into());
+        }
+    }
+
+    let mut flake_inputs = FlakeInputs::defaults(&cluster.state_version);
+    if let Some(item) = get(top, "flake") {
+        if let Some(entries) = r.table(item, "flake", None, &["inputs"], &[]) {
+            if let Some(inputs) = get(entries, "inputs") {
+                if let Some(entries) = r.table(inputs, "flake.inputs", None, &FlakeInputs::KEYS, &[]) {
+                    for e in entries {
+                        let path = format!("flake.inputs.{}", e.key);
+                        let Some(url) = r.string(&e.item, &path, None) else { continue };
+                        match e.key.as_str() {
+                            "nixpkgs" => flake_inputs.nixpkgs = url,
+                            "disko" => flake_inputs.disko = url,
+                            "plasmacloud-provisioning" => flake_inputs.provisioning = url,
+                            "plasmacloud-services" => flake_inputs.services = url,
+                            _ => {}
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    Ok(Parsed {
+        inventory: Inventory {
+            source: path.to_path_buf(),
+            cluster,
+            provisioning,
+            production,
+            management_subnet,
+            nodes,
+            vips,
+            flake_inputs,
+        },
+        broken: r.broken,
+        spans: r.spans,
+        source_text: text.to_string(),
+        diagnostics: r.diags,
+    })
+}
+
+fn read_cluster(r: &mut Reader<'_>, item: &Item, present: bool) -> Cluster {
+    let entries = if present {
+        r.table(item, "cluster", None, CLUSTER_KEYS, CLUSTER_REQUIRED).unwrap_or(&[])
+    } else {
+        &[]
+    };
+    let s = |r: &mut Reader<'_>, key: &str| {
+        get(entries, key).and_then(|i| r.string(i, &format!("cluster.{key}"), None))
+    };
+    let name = s(r, "name").unwrap_or_default();
+    let domain = s(r, "domain").unwrap_or_default();
+    let state_version = s(r, "state_version").unwrap_or_default();
+    let collector_url = s(r, "collector_url").unwrap_or_default();
+    let bootstrap = get(entries, "bootstrap")
+        .and_then(|i| r.strings(i, "cluster.bootstrap", None))
+        .unwrap_or_default();
+    let ssh_authorized_keys = get(entries, "ssh_authorized_keys")
+        .and_then(|i| r.strings(i, "cluster.ssh_authorized_keys", None))
+        .unwrap_or_default();
+    let num = |r: &mut Reader<'_>, key: &str, max: i64, default: i64| {
+        get(entries, key)
+            .and_then(|i| r.integer(i, &format!("cluster.{key}"), None, max))
+            .unwrap_or(default)
+    };
+    let cert_validity_days =
+        num(r, "cert_validity_days", 3650, i64::from(DEFAULT_CERT_VALIDITY_DAYS)) as u32;
+    let health_timeout_secs = num(
+        r,
+        "health_timeout_secs",
+        86_400,
+        plasma_wire::config::DEFAULT_HEALTH_TIMEOUT_SECS as i64,
+    ) as u64;
+    let join_timeout_secs = num(
+        r,
+        "join_timeout_secs",
+        86_400,
+        plasma_wire::config::DEFAULT_JOIN_TIMEOUT_SECS as i64,
+    ) as u64;
+    Cluster {
+        name,
+        domain,
+        bootstrap,
+        ssh_authorized_keys,
+        state_version,
+        collector_url,
+        cert_validity_days,
+        health_timeout_secs,
+        join_timeout_secs,
+    }
+}
+
+const PLACEHOLDER_NET: Cidr = Cidr {
+    network: Ipv4Addr::UNSPECIFIED,
+    prefix: 0,
+};
+
+fn read_provisioning(r: &mut Reader<'_>, item: Option<&Item>) -> ProvisioningNetwork {
+    let base = "networks.provisioning";
+    let entries = item
+        .and_then(|i| r.table(i, base, None, PROV_KEYS, PROV_KEYS))
+        .unwrap_or(&[]);
+    let mut range = (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED);
+    if let Some(ri) = get(entries, "dhcp_range") {
+        let path = format!("{base}.dhcp_range");
+        if let Some(re) = r.table(ri, &path, None, &["start", "end"], &["start", "end"]) {
+            if let Some(s) = get(re, "start").and_then(|i| r.ipv4(i, &format!("{path}.start"), None)) {
+                range.0 = s;
+            }
+            if let Some(e) = get(re, "end").and_then(|i| r.ipv4(i, &format!("{path}.end"), None)) {
+                range.1 = e;
+            }
+        }
+    }
+    if item.is_none() {
+        r.broken.insert(base.to_string());
+    }
+    ProvisioningNetwork {
+        subnet: get(entries, "subnet")
+            .and_then(|i| r.parsed(i, &format!("{base}.subnet"), None))
+            .unwrap_or(PLACEHOLDER_NET),
+        gateway: get(entries, "gateway")
+            .and_then(|i| r.ipv4(i, &format!("{base}.gateway"), None))
+            .unwrap_or(Ipv4Addr::UNSPECIFIED),
+        nameservers: get(entries, "nameservers")
+            .and_then(|i| r.ipv4s(i, &format!("{base}.nameservers"), None))
+            .unwrap_or_default(),
+        dhcp_range: range,
+        pxe_server: get(entries, "pxe_server")
+            .and_then(|i| r.ipv4(i, &format!("{base}.pxe_server"), None))
+            .unwrap_or(Ipv4Addr::UNSPECIFIED),
+    }
+}
+
+fn read_production(r: &mut Reader<'_>, item: Option<&Item>) -> ProductionNetwork {
+    let base = "networks.production";
+    let entries = item
+        .and_then(|i| r.table(i, base, None, PROD_KEYS, PROD_KEYS))
+        .unwrap_or(&[]);
+    if item.is_none() {
+        r.broken.insert(base.to_string());
+    }
+    ProductionNetwork {
+        subnet: get(entries, "subnet")
+            .and_then(|i| r.parsed(i, &format!("{base}.subnet"), None))
+            .unwrap_or(PLACEHOLDER_NET),
+        gateway: get(entries, "gateway")
+            .and_then(|i| r.ipv4(i, &format!("{base}.gateway"), None))
+            .unwrap_or(Ipv4Addr::UNSPECIFIED),
+        nameservers: get(entries, "nameservers")
+            .and_then(|i| r.ipv4s(i, &format!("{base}.nameservers"), None))
+            .unwrap_or_default(),
+    }
+}
+
+fn read_node(r: &mut Reader<'_>, item: &Item, index: usize) -> Node {
+    let base = format!("nodes[{index}]");
+    // Name the node in every message; fall back to its position when the hostname is unreadable.
+    let label = match &item.value {
+        Value::Table(entries) => match get(entries, "hostname").map(|h| &h.value) {
+            Some(Value::String(h)) => h.clone(),
+            _ => base.clone(),
+        },
+        _ => base.clone(),
+    };
+    let node = Some(label.as_str());
+    r.record(&base, item);
+    let entries = r.table(item, &base, node, NODE_KEYS, NODE_REQUIRED).unwrap_or(&[]);
+    let f = |k: &str| format!("{base}.{k}");
+
+    let hostname = get(entries, "hostname")
+        .and_then(|i| r.string(i, &f("hostname"), node))
+        .unwrap_or_else(|| label.clone());
+    let role = match get(entries, "role") {
+        Some(i) => r.string(i, &f("role"), node).and_then(|s| {
+            let role = Role::parse(&s);
+            if role.is_none() {
+                let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
+                let hint = did_you_mean(&s, &names).map(|m| format!("; did you mean {m:?}?")).unwrap_or_default();
+                r.error(i.span.as_ref(), node, &f("role"), format!("unknown role {s:?}; expected one of {}{hint}", names.join(", ")));
+            }
+            role
+        }),
+        None => None,
+    };
+    let mac = get(entries, "mac").and_then(|i| r.parsed::<Mac>(i, &f("mac"), node));
+    let provisioning_ip = get(entries, "provisioning_ip").and_then(|i| r.ipv4(i, &f("provisioning_ip"), node));
+    let production_ip = get(entries, "production_ip").and_then(|i| r.ipv4(i, &f("production_ip"), node));
+    let disks = match get(entries, "disks") {
+        Some(i) => r.strings(i, &f("disks"), node).unwrap_or_default(),
+        None => vec!["/dev/sda".to_string()],
+    };
+    let disk_layout = match get(entries, "disk_layout") {
+        Some(i) => r.string(i, &f("disk_layout"), node).and_then(|s| {
+            let layout = DiskLayout::parse(&s);
+            if layout.is_none() {
+                let names: Vec<&str> = DiskLayout::ALL.iter().map(|l| l.as_str()).collect();
+                let hint = did_you_mean(&s, &names).map(|m| format!("; did you mean {m:?}?")).unwrap_or_default();
+                r.error(i.span.as_ref(), node, &f("disk_layout"), format!("unknown disk layout {s:?}; expected one of {}{hint}", names.join(", ")));
+            }
+            layout
+        }),
+        None => Some(DiskLayout::Single),
+    };
+    let bmc = get(entries, "bmc").and_then(|i| {
+        let be = r.table(i, &f("bmc"), node, BMC_KEYS, &["address", "username"])?;
+        let address = get(be, "address").and_then(|a| r.string(a, &f("bmc.address"), node))?;
+        let username = get(be, "username").and_then(|a| r.string(a, &f("bmc.username"), node))?;
+        let password_file = get(be, "password_file").and_then(|a| r.string(a, &f("bmc.password_file"), node));
+        Some(Bmc { address, username, password_file })
+    });
+    for (key, missing) in [
+        ("role", role.is_none()),
+        ("mac", mac.is_none()),
+        ("provisioning_ip", provisioning_ip.is_none()),
+        ("production_ip", production_ip.is_none()),
+        ("disk_layout", disk_layout.is_none()),
+    ] {
+        if missing {
+            r.broken.insert(f(key));
+        }
+    }
+    Node {
+        hostname,
+        role: role.unwrap_or(Role::Worker),
+        mac: mac.unwrap_or_else(|| "02:00:00:00:00:00".parse().expect("valid placeholder")),
+        provisioning_ip: provisioning_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+        production_ip: production_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+        disks,
+        disk_layout: disk_layout.unwrap_or(DiskLayout::Single),
+        bmc,
+    }
+}
