@@ -5,6 +5,7 @@ pub mod firewall;
 pub mod flake;
 pub mod nix;
 pub mod node;
+pub mod pxe;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
