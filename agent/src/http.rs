@@ -1,0 +1,187 @@
+//! The one HTTP client of the agent: admin API and collector.
+//!
+//! TLS trusts only `tls.ca` (never system roots) and presents `tls.cert`/`tls.key` as client
+//! certificate. Redirects are not followed by the client: the join logic follows them itself
+//! so that it can bound hops, refuse https→http downgrades and log each one.
+
+use std::time::Duration;
+
+use plasma_wire::TlsPaths;
+use reqwest::{Certificate, Client, Identity, Url, redirect};
+use serde::Serialize;
+
+use crate::config::ConfigError;
+
+/// Per-request deadline for admin API calls; a hung peer must not eat the join deadline.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[derive(Debug, Clone)]
+pub struct Http {
+    client: Client,
+    insecure: bool,
+}
+
+/// A response read to the end.
+#[derive(Debug, Clone)]
+pub struct Response {
+    pub status: u16,
+    pub location: Option<String>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn json<T: serde::de::DeserializeOwned>(&self) -> Option<T> {
+        serde_json::from_slice(&self.body).ok()
+    }
+
+    /// The body for a log line: short, one line.
+    pub fn body_snippet(&self) -> String {
+        let s = String::from_utf8_lossy(&self.body);
+        let s = s.trim().replace('\n', " ");
+        if s.chars().count() > 200 {
+            s.chars().take(200).collect::<String>() + "…"
+        } else {
+            s
+        }
+    }
+}
+
+/// Transport failure: the request got no HTTP answer (refused, reset, timeout, TLS).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct HttpError(pub String);
+
+impl Http {
+    /// `need_tls`: some configured URL is https, so the TLS files must be usable.
+    pub fn new(tls: &TlsPaths, insecure: bool, need_tls: bool) -> Result<Http, ConfigError> {
+        let mut b = Client::builder()
+            .redirect(redirect::Policy::none())
+            .no_proxy()
+            .connect_timeout(CONNECT_TIMEOUT)
+            .timeout(REQUEST_TIMEOUT)
+            .user_agent(concat!("plasma-agent/", env!("CARGO_PKG_VERSION")));
+        let identity = load_identity(tls);
+        let roots = load_roots(&tls.ca);
+        if insecure {
+            b = b.tls_danger_accept_invalid_certs(true);
+        } else {
+            match roots {
+                Ok(r) => b = b.tls_certs_only(r),
+                Err(e) if need_tls => return Err(e),
+                // Plain-http lab: trust nothing, so an https redirect fails loudly.
+                Err(_) => b = b.tls_certs_only([]),
+            }
+        }
+        match identity {
+            Ok(id) => b = b.identity(id),
+            Err(e) if need_tls && !insecure => return Err(e),
+            Err(_) => {}
+        }
+        let client = b.build().map_err(|e| {
+            ConfigError::field(
+                "tls",
+                format!("cannot build the TLS client: {}", describe(&e)),
+            )
+        })?;
+        Ok(Http { client, insecure })
+    }
+
+    pub async fn get(&self, url: &Url, timeout: Option<Duration>) -> Result<Response, HttpError> {
+        self.warn_insecure(url);
+        let mut req = self.client.get(url.clone());
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
+        Self::finish(req.send().await).await
+    }
+
+    pub async fn post_json<T: Serialize + ?Sized>(
+        &self,
+        url: &Url,
+        body: &T,
+        timeout: Option<Duration>,
+    ) -> Result<Response, HttpError> {
+        self.warn_insecure(url);
+        let mut req = self.client.post(url.clone()).json(body);
+        if let Some(t) = timeout {
+            req = req.timeout(t);
+        }
+        Self::finish(req.send().await).await
+    }
+
+    async fn finish(sent: reqwest::Result<reqwest::Response>) -> Result<Response, HttpError> {
+        let resp = sent.map_err(|e| HttpError(describe(&e)))?;
+        let status = resp.status().as_u16();
+        let location = resp
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| HttpError(describe(&e)))?
+            .to_vec();
+        Ok(Response {
+            status,
+            location,
+            body,
+        })
+    }
+
+    fn warn_insecure(&self, url: &Url) {
+        if self.insecure && url.scheme() == "https" {
+            tracing::warn!(url = %url, "TLS certificate verification disabled by --insecure");
+        }
+    }
+}
+
+/// "error sending request" alone says nothing; the cause chain holds "Connection refused",
+/// "operation timed out" or the TLS alert.
+pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![e.to_string()];
+    let mut src = e.source();
+    while let Some(s) = src {
+        let t = s.to_string();
+        if !parts.iter().any(|p| p.contains(&t)) {
+            parts.push(t);
+        }
+        src = s.source();
+    }
+    if let Some(r) = e.downcast_ref::<reqwest::Error>() {
+        if r.is_timeout() && !parts.iter().any(|p| p.contains("timed out")) {
+            parts.push("timed out".into());
+        }
+    }
+    parts.join(": ")
+}
+
+fn read(field: &str, path: &str) -> Result<Vec<u8>, ConfigError> {
+    std::fs::read(path).map_err(|e| ConfigError::field(field, format!("{path}: {e}")))
+}
+
+fn load_roots(ca: &str) -> Result<Vec<Certificate>, ConfigError> {
+    let pem = read("tls.ca", ca)?;
+    let certs = Certificate::from_pem_bundle(&pem)
+        .map_err(|e| ConfigError::field("tls.ca", format!("{ca}: {}", describe(&e))))?;
+    if certs.is_empty() {
+        return Err(ConfigError::field(
+            "tls.ca",
+            format!("{ca}: no certificate in file"),
+        ));
+    }
+    Ok(certs)
+}
+
+fn load_identity(tls: &TlsPaths) -> Result<Identity, ConfigError> {
+    let mut pem = read("tls.cert", &tls.cert)?;
+    pem.push(b'\n');
+    pem.extend(read("tls.key", &tls.key)?);
+    Identity::from_pem(&pem).map_err(|e| {
+        ConfigError::field(
+            "tls.cert",
+            format!("{} / {}: {}", tls.cert, tls.key, describe(&e)),
+        )
+    })
+}
