@@ -340,6 +340,8 @@ pub fn load_str(path: &Path, text: &str) -> Result<Loaded, LoadError> {
         .partition(|d| d.severity == Severity::Error);
     if !errors.is_empty() {
         let mut all = errors;
+        // Source order reads best; diagnostics without a position go last.
+        all.sort_by_key(|d| (d.line.is_none(), d.line, d.column));
         all.extend(warnings);
         return Err(LoadError::Invalid(all));
     }

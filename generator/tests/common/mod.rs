@@ -1,0 +1,73 @@
+//! Helpers shared by plasmagen's integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+pub fn plasmagen() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_plasmagen"))
+}
+
+pub fn run(args: &[&str]) -> Output {
+    plasmagen().args(args).output().expect("run plasmagen")
+}
+
+pub fn generate(inventory: &Path, out: &Path) -> Output {
+    let o = plasmagen()
+        .arg("generate")
+        .arg(inventory)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .expect("run plasmagen");
+    assert!(o.status.success(), "generate failed: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}
+
+/// Fail with the Debian package to install when a required tool is missing.
+pub fn require_tool(tool: &str, package: &str) {
+    let found = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
+        .unwrap_or(false)
+        || Path::new("/usr/sbin").join(tool).is_file();
+    assert!(found, "`{tool}` not found: install the Debian package `{package}` (scripts/test.sh does)");
+}
+
+/// Evaluate a Nix expression strictly with the real evaluator, in `dir`.
+pub fn nix_eval(dir: &Path, expr: &str) -> serde_json::Value {
+    require_tool("nix-instantiate", "nix-bin");
+    let o = Command::new("nix-instantiate")
+        .current_dir(dir)
+        .args(["--eval", "--strict", "--json", "-E", expr])
+        .output()
+        .expect("run nix-instantiate");
+    assert!(
+        o.status.success(),
+        "nix-instantiate failed for {expr}:\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    serde_json::from_slice(&o.stdout).expect("nix-instantiate printed JSON")
+}
+
+/// Every regular file under `root`, relative, sorted.
+pub fn files_under(root: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        for e in std::fs::read_dir(&dir).expect("read dir") {
+            let e = e.expect("dir entry");
+            let p = e.path();
+            if e.file_type().expect("file type").is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p.strip_prefix(root).expect("under root").to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    out
+}

@@ -1,0 +1,60 @@
+//! Golden files: every case under tests/cases/<name>/ renders exactly its expected/ tree.
+//! Update after an intended change with `UPDATE_GOLDEN=1 cargo test -p plasmagen --test golden`.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use common::{files_under, generate, repo_root};
+
+fn check_case(name: &str) {
+    let case = repo_root().join("tests/cases").join(name);
+    let out = tempfile::tempdir().expect("tempdir");
+    generate(&case.join("inventory.toml"), out.path());
+    let actual_root = out.path().join("flake");
+    let expected_root = case.join("expected/flake");
+    let update = std::env::var_os("UPDATE_GOLDEN").is_some();
+    if update {
+        let _ = fs::remove_dir_all(&expected_root);
+        for rel in files_under(&actual_root) {
+            let dst = expected_root.join(&rel);
+            fs::create_dir_all(dst.parent().expect("parent")).expect("mkdir");
+            fs::copy(actual_root.join(&rel), &dst).expect("copy");
+        }
+        return;
+    }
+    let actual = files_under(&actual_root);
+    let expected = files_under(&expected_root);
+    assert_eq!(actual, expected, "case {name}: file lists differ (UPDATE_GOLDEN=1 to accept)");
+    for rel in &actual {
+        let a = fs::read_to_string(actual_root.join(rel)).expect("read actual");
+        let e = fs::read_to_string(expected_root.join(rel)).expect("read expected");
+        assert!(a == e, "case {name}: {} differs from the golden file (UPDATE_GOLDEN=1 to accept):\n{}", rel.display(), diff(&e, &a));
+    }
+}
+
+fn diff(expected: &str, actual: &str) -> String {
+    similar::TextDiff::from_lines(expected, actual).unified_diff().header("expected", "actual").to_string()
+}
+
+#[test]
+fn runbook_fleet() {
+    check_case("runbook");
+}
+
+#[test]
+fn every_layout_and_role() {
+    check_case("layouts");
+}
+
+#[test]
+fn every_case_directory_is_tested() {
+    let mut names: Vec<String> = fs::read_dir(repo_root().join("tests/cases"))
+        .expect("cases dir")
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|n| Path::new(&repo_root().join("tests/cases").join(n)).join("inventory.toml").exists())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["layouts", "runbook"], "add a #[test] for each new case");
+}
