@@ -32,6 +32,8 @@ pub enum DiscoverError {
 
 #[derive(Debug, thiserror::Error)]
 pub enum PostError {
+    #[error("CA file {path}: {reason}")]
+    Ca { path: PathBuf, reason: String },
     #[error("building the HTTP client: {0}")]
     Client(#[source] reqwest::Error),
     /// A 4xx answer: the collector understood the request and refused it, so retrying the
@@ -266,6 +268,17 @@ impl Default for Backoff {
     }
 }
 
+/// How to deliver a report.
+#[derive(Debug, Clone, Default)]
+pub struct PostConfig {
+    /// Give up after this long (all attempts together).
+    pub timeout: Duration,
+    pub backoff: Backoff,
+    /// PEM bundle to trust for an https collector instead of the system roots (the netboot
+    /// image has no site CA otherwise).
+    pub ca_file: Option<PathBuf>,
+}
+
 /// Successful delivery.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Delivered {
@@ -278,18 +291,22 @@ pub struct Delivered {
 pub async fn post_report(
     collector: &str,
     report: &DiscoverReport,
-    timeout: Duration,
-    backoff: Backoff,
+    cfg: &PostConfig,
 ) -> Result<Delivered, PostError> {
     let url = discover_url(collector);
+    let timeout = cfg.timeout;
     let deadline = Instant::now() + timeout;
     // One attempt never takes more than a slice of the budget, so a hung collector is retried.
     let per_request = timeout.clamp(Duration::from_millis(100), Duration::from_secs(10));
-    let client = reqwest::Client::builder()
+    let mut builder = reqwest::Client::builder()
         .timeout(per_request)
-        .build()
-        .map_err(PostError::Client)?;
-    let mut delay = backoff.initial;
+        .no_proxy()
+        .user_agent(concat!("plasma-agent/", env!("CARGO_PKG_VERSION")));
+    if let Some(path) = &cfg.ca_file {
+        builder = builder.tls_certs_only(load_ca(path)?);
+    }
+    let client = builder.build().map_err(PostError::Client)?;
+    let mut delay = cfg.backoff.initial;
     let mut attempts = 0u32;
     loop {
         attempts += 1;
@@ -315,7 +332,7 @@ pub async fn post_report(
                 }
                 format!("HTTP {}: {}", status.as_u16(), body.trim())
             }
-            Err(err) => error_chain(&err),
+            Err(err) => crate::http::describe(&err),
         };
         let now = Instant::now();
         if now >= deadline {
@@ -327,7 +344,7 @@ pub async fn post_report(
         }
         tracing::warn!(%url, attempts, error = %last, retry_in = ?delay, "collector not ready");
         tokio::time::sleep(delay.min(deadline - now)).await;
-        delay = (delay * 2).min(backoff.max);
+        delay = (delay * 2).min(cfg.backoff.max);
     }
 }
 
@@ -346,8 +363,7 @@ pub struct DiscoverRun {
     pub collector: CollectorSource,
     /// Overrides the boot MAC; otherwise `plasmacloud.mac=` from the command line, if present.
     pub mac: Option<String>,
-    pub timeout: Duration,
-    pub backoff: Backoff,
+    pub post: PostConfig,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -361,13 +377,24 @@ pub enum RunError {
 }
 
 impl RunError {
-    /// The agent's exit-code convention: 2 for configuration the operator must fix,
-    /// 75 (EX_TEMPFAIL) when trying again later may work, 1 for anything else.
+    /// True when only the operator can fix it (exit 2); otherwise a later run may succeed
+    /// (exit 75: the collector was unreachable, or the hardware could not be read yet).
+    pub fn is_config(&self) -> bool {
+        matches!(
+            self,
+            Self::NoCollector
+                | Self::Post(
+                    PostError::Rejected { .. } | PostError::Ca { .. } | PostError::Client(_)
+                )
+        )
+    }
+
+    /// The agent's exit codes (see `crate::exit`).
     pub fn exit_code(&self) -> u8 {
-        match self {
-            Self::NoCollector | Self::Post(PostError::Rejected { .. }) => 2,
-            Self::Post(PostError::Timeout { .. }) => 75,
-            Self::Discover(_) | Self::Post(PostError::Client(_)) => 1,
+        if self.is_config() {
+            crate::exit::EXIT_CONFIG
+        } else {
+            crate::exit::EXIT_TEMPFAIL
         }
     }
 }
@@ -389,7 +416,7 @@ pub async fn run(opts: &DiscoverRun) -> Result<(DiscoverReport, Delivered), RunE
         %collector,
         "hardware collected"
     );
-    let delivered = post_report(&collector, &report, opts.timeout, opts.backoff).await?;
+    let delivered = post_report(&collector, &report, &opts.post).await?;
     Ok((report, delivered))
 }
 
@@ -398,15 +425,18 @@ pub fn discover_url(collector: &str) -> String {
     format!("{}/v1/discover", collector.trim_end_matches('/'))
 }
 
-fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut out = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
+fn load_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, PostError> {
+    let ca_err = |reason: String| PostError::Ca {
+        path: path.to_owned(),
+        reason,
+    };
+    let pem = fs::read(path).map_err(|e| ca_err(e.to_string()))?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem)
+        .map_err(|e| ca_err(crate::http::describe(&e)))?;
+    if certs.is_empty() {
+        return Err(ca_err("no certificate in file".into()));
     }
-    out
+    Ok(certs)
 }
 
 fn dir_names(dir: &Path) -> Result<Vec<String>, DiscoverError> {

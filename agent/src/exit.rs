@@ -24,6 +24,8 @@ pub enum Outcome {
     Joined,
     /// `wait-healthy`: the service answered as expected.
     Healthy,
+    /// `discover`: the collector accepted the hardware report.
+    Discovered,
 }
 
 #[derive(Debug, thiserror::Error)]

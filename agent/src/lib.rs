@@ -10,6 +10,7 @@
 pub mod backoff;
 pub mod command;
 pub mod config;
+pub mod discover;
 pub mod exit;
 pub mod health;
 pub mod http;

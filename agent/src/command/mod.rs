@@ -6,6 +6,7 @@ use clap::Subcommand;
 use crate::exit::{AgentError, Outcome};
 use crate::logging::LogContext;
 
+pub mod discover;
 pub mod join;
 pub mod wait_healthy;
 
@@ -15,6 +16,8 @@ pub enum Command {
     Join(join::JoinArgs),
     /// Wait until a service's /health is healthy (and matches every --expect).
     WaitHealthy(wait_healthy::WaitHealthyArgs),
+    /// Netboot image: post this machine's hardware to the collector's /v1/discover.
+    Discover(discover::DiscoverArgs),
 }
 
 /// Environment a command runs in: the log context and whether systemd listens.
@@ -28,6 +31,7 @@ pub async fn run(cmd: &Command, env: &Env) -> Result<Outcome, AgentError> {
     let result = match cmd {
         Command::Join(a) => join::run(a, env).await,
         Command::WaitHealthy(a) => wait_healthy::run(a, env).await,
+        Command::Discover(a) => discover::run(a, env).await,
     };
     if let Err(e) = &result {
         tracing::error!(exit_code = e.exit_code() as u64, "{e}");
