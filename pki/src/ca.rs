@@ -57,7 +57,7 @@ impl Ca {
                 "CA validity must be at least one day".into(),
             ));
         }
-        let key = KeyPair::generate_for(alg.rcgen())?;
+        let key = generate_key(alg)?;
         let mut params = CertificateParams::default();
         params.distinguished_name = DistinguishedName::new();
         params
@@ -153,7 +153,7 @@ impl Ca {
         let (key, key_pem) = match key_pem {
             Some(pem) => (parse_key(pem, "private key")?, pem.to_string()),
             None => {
-                let key = KeyPair::generate_for(alg.rcgen())?;
+                let key = generate_key(alg)?;
                 let pem = key.serialize_pem();
                 (key, pem)
             }
@@ -315,6 +315,31 @@ fn random_serial() -> SerialNumber {
     // Positive and without a leading zero byte, so the DER INTEGER is exactly 16 bytes.
     bytes[0] = (bytes[0] & 0x7f) | 0x40;
     SerialNumber::from_slice(&bytes)
+}
+
+/// A new key pair whose PKCS#8 encoding OpenSSL can read too.
+fn generate_key(alg: KeyAlgorithm) -> Result<KeyPair, PkiError> {
+    let key = KeyPair::generate_for(alg.rcgen())?;
+    if alg != KeyAlgorithm::Ed25519 {
+        return Ok(key);
+    }
+    // ring writes Ed25519 keys as PKCS#8 v2 (with the public key), which OpenSSL 3.0 refuses
+    // ("unsupported"); re-encode as v1 (RFC 8410), which ring, rustls and OpenSSL all read.
+    const V2_PREFIX: [u8; 16] = [
+        0x30, 0x51, 0x02, 0x01, 0x01, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    const V1_PREFIX: [u8; 16] = [
+        0x30, 0x2e, 0x02, 0x01, 0x00, 0x30, 0x05, 0x06, 0x03, 0x2b, 0x65, 0x70, 0x04, 0x22, 0x04,
+        0x20,
+    ];
+    let der = key.serialized_der();
+    if der.len() < 48 || der[..16] != V2_PREFIX {
+        return Ok(key);
+    }
+    let mut v1 = V1_PREFIX.to_vec();
+    v1.extend_from_slice(&der[16..48]);
+    Ok(KeyPair::try_from(v1)?)
 }
 
 pub(crate) fn parse_key(key_pem: &str, what: &'static str) -> Result<KeyPair, PkiError> {
