@@ -9,6 +9,7 @@ pub mod diag;
 pub mod error;
 pub mod inventory;
 pub mod output;
+pub mod pki;
 pub mod render;
 pub mod validate;
 

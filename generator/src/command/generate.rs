@@ -3,6 +3,7 @@
 use std::fs;
 use std::path::{Component, Path, PathBuf};
 
+use plasma_pki::store::SecretAction;
 use serde_json::json;
 
 use super::{Outcome, print_warnings};
@@ -26,6 +27,15 @@ pub struct Args {
     /// With --dry-run: print the plan as JSON on stdout.
     #[arg(long, requires = "dry_run")]
     pub json: bool,
+    /// Leave the secrets directory alone (no CA, keys or certificates).
+    #[arg(long)]
+    pub skip_certs: bool,
+    /// Re-issue a node certificate (same key) when it expires within this many days.
+    #[arg(long, default_value_t = plasma_pki::store::DEFAULT_RENEW_BEFORE_DAYS, value_name = "DAYS")]
+    pub renew_before: u32,
+    /// Delete the secrets of nodes that are no longer in the inventory (kept by default).
+    #[arg(long)]
+    pub prune_secrets: bool,
 }
 
 /// Absolute, with `.` and `..` resolved lexically (the directories may not exist yet).
@@ -79,18 +89,31 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
     let layout = layout(&args.out, args.secrets.as_deref())?;
     let rendered = render::render_flake(inv)?;
 
+    let store_input = crate::pki::store_input(inv, args.renew_before, args.prune_secrets);
+    let now = time::OffsetDateTime::now_utc();
+
     if args.dry_run {
         let plan = output::plan(&layout.flake, &rendered)?;
+        let secrets: Vec<SecretAction> = if args.skip_certs {
+            Vec::new()
+        } else {
+            plasma_pki::store::plan(&layout.secrets, &store_input, now)?
+        };
+        let secret_changes = secrets.iter().any(SecretAction::changes_files);
+        let changes = !plan.is_empty() || secret_changes;
         if args.json {
-            let doc = json!({ "changes": !plan.is_empty(), "flake": plan });
+            let doc = json!({ "changes": changes, "flake": plan, "secrets": secrets });
             println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| Error::Internal(e.to_string()))?);
         } else {
             print!("{}", plan.describe(&layout.flake));
-            if plan.is_empty() {
+            for a in &secrets {
+                println!("secrets: {a}");
+            }
+            if !changes {
                 println!("nothing to do: {} files up to date", plan.unchanged);
             }
         }
-        return Ok(if plan.is_empty() { Outcome::Ok } else { Outcome::ChangesPending });
+        return Ok(if changes { Outcome::ChangesPending } else { Outcome::Ok });
     }
 
     fs::create_dir_all(&layout.out).map_err(|source| Error::Io { path: layout.out.clone(), source })?;
@@ -107,6 +130,11 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
     let plan = output::plan(&layout.flake, &rendered)?;
     output::apply(&layout.flake, &plan)?;
     ensure_private_dir(&layout.secrets)?;
+    if !args.skip_certs {
+        for action in plasma_pki::store::apply(&layout.secrets, &store_input, now)? {
+            eprintln!("secrets: {action}");
+        }
+    }
     eprintln!(
         "{}: {} created, {} changed, {} removed, {} unchanged",
         layout.flake.display(),

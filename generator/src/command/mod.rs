@@ -1,5 +1,6 @@
 //! The `plasmagen` command line: one file per subcommand.
 
+pub mod certs;
 pub mod check;
 pub mod generate;
 
@@ -38,6 +39,9 @@ pub enum Command {
     /// Validate an inventory and report every problem at once.
     #[command(after_help = EXIT_CODES)]
     Check(check::Args),
+    /// Inspect (`list`) and rotate (`rotate`) the cluster PKI.
+    #[command(after_help = EXIT_CODES)]
+    Certs(certs::Args),
 }
 
 /// What a successful command asks `main` to exit with.
@@ -51,6 +55,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
         Command::Generate(args) => generate::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::Certs(args) => certs::run(&args),
     }
 }
 
