@@ -14,6 +14,7 @@ use crate::notify::Notifier;
 
 pub const FIRST_DELAY: Duration = Duration::from_millis(500);
 pub const MAX_DELAY: Duration = Duration::from_secs(5);
+const MIN_PROBE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `--expect key=value`: a top-level field of the health body that must equal `value`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -100,8 +101,11 @@ pub async fn wait_healthy(
     let mut backoff = Backoff::new(FIRST_DELAY, MAX_DELAY);
     let mut last_seen = String::from("no answer yet");
     loop {
+        // The last probe still gets a fair timeout: a clipped one would report our own
+        // deadline as "timed out" instead of what the service answered.
         let remaining = deadline.saturating_duration_since(Instant::now());
-        let verdict = match http.get(url, Some(remaining.min(REQUEST_TIMEOUT))).await {
+        let t = remaining.max(MIN_PROBE_TIMEOUT).min(REQUEST_TIMEOUT);
+        let verdict = match http.get(url, Some(t)).await {
             Ok(resp) => judge(resp.status, &resp.body, expect),
             Err(e) => Err(e.0),
         };

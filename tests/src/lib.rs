@@ -1,1 +1,12 @@
 //! Test fixtures shared by the cross-crate tests.
+//!
+//! - [`sim`]: the admin-API simulator (Chainfire / FlareDB) with fault injection.
+//! - [`sink`]: a report collector stand-in, a closed port and a black hole.
+//! - [`agent`]: runs `plasma-agent` commands in-process and captures their JSON logs.
+//! - [`pki`]: test certificates from `plasma-pki`.
+
+pub mod agent;
+pub mod net;
+pub mod pki;
+pub mod sim;
+pub mod sink;

@@ -95,8 +95,8 @@ async fn steps(
         .await
         .map_err(|e| AgentError::Temporary(e.to_string()))?;
     let msg = format!("Local {svc} healthy");
-    tracing::info!("{msg}");
     p.phase(Phase::LocalHealthy, ReportStatus::Ok, &msg).await;
+    tracing::info!("{msg}");
 
     let joiner = Joiner {
         http,
@@ -118,8 +118,8 @@ async fn steps(
         .await;
         joiner.bootstrap().await.map_err(join_err)?;
         let msg = "Bootstrap node, cluster initialized";
-        tracing::info!("{msg}");
         p.phase(Phase::Bootstrapped, ReportStatus::Ok, msg).await;
+        tracing::info!("{msg}");
         (Phase::Bootstrapped, Outcome::Bootstrapped)
     } else {
         p.phase(
@@ -130,8 +130,8 @@ async fn steps(
         .await;
         joiner.join().await.map_err(join_err)?;
         let msg = "Node is a healthy cluster member";
-        tracing::info!("{msg}");
         p.phase(Phase::Joined, ReportStatus::Ok, msg).await;
+        tracing::info!("{msg}");
         (Phase::Joined, Outcome::Joined)
     };
 

@@ -79,8 +79,8 @@ pub async fn run(args: &WaitHealthyArgs, env: &Env) -> Result<Outcome, AgentErro
     match health::wait_healthy(&http, &url, &expect, timeout, &p.notify).await {
         Ok(_) => {
             let msg = format!("Local {svc} healthy");
-            tracing::info!("{msg}");
             p.phase(Phase::LocalHealthy, ReportStatus::Ok, &msg).await;
+            tracing::info!("{msg}");
             Ok(Outcome::Healthy)
         }
         Err(e) => {
