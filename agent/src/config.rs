@@ -44,9 +44,19 @@ pub fn load(path: &Path) -> Result<ClusterConfig, ConfigError> {
             reason: e.to_string(),
         },
     })?;
-    serde_json::from_str(&text).map_err(|e| ConfigError::Syntax {
-        path: path.to_owned(),
-        reason: e.to_string(),
+    // serde_path_to_error: "invalid type: string, expected a boolean" alone does not say where.
+    let de = &mut serde_json::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| {
+        let at = e.path().to_string();
+        let reason = if at.is_empty() || at == "." {
+            e.inner().to_string()
+        } else {
+            format!("field `{at}`: {}", e.inner())
+        };
+        ConfigError::Syntax {
+            path: path.to_owned(),
+            reason,
+        }
     })
 }
 
