@@ -182,6 +182,9 @@ async fn wait_healthy_gates_on_expected_fields() {
     assert_eq!(arg.exit_code, 2);
 }
 
+/// Turns a valid config into a broken one.
+type Edit = Box<dyn Fn(&mut serde_json::Value)>;
+
 #[tokio::test]
 async fn bad_config_exits_2_naming_the_field() {
     let dir = tempfile::tempdir().unwrap();
@@ -201,7 +204,7 @@ async fn bad_config_exits_2_naming_the_field() {
         "https://127.0.0.1:3",
     );
 
-    let cases: Vec<(Box<dyn Fn(&mut serde_json::Value)>, &str)> = vec![
+    let cases: Vec<(Edit, &str)> = vec![
         (
             Box::new(|v| v["services"]["chainfire"]["join_urls"] = serde_json::json!([])),
             "services.chainfire.join_urls",
