@@ -76,6 +76,9 @@ pub fn is_domain(s: &str) -> bool {
     s.len() <= 253 && s.split('.').all(is_label)
 }
 
+/// Names the generated DNS zone uses itself.
+pub const RESERVED_DNS_NAMES: &[&str] = &["ns1", "pxe", "prov"];
+
 const SSH_KEY_TYPES: &[&str] = &[
     "ssh-ed25519",
     "ssh-rsa",
@@ -212,6 +215,9 @@ fn cluster_rules(r: &mut Rules<'_>) {
         if !is_label(&name) {
             r.error(None, &path, format!("VIP name {name:?} is not a valid DNS label"));
         }
+        if RESERVED_DNS_NAMES.contains(&name.as_str()) || r.parsed.inventory.nodes.iter().any(|n| n.hostname == name) {
+            r.error(None, &path, format!("VIP name {name:?} clashes with a node or a generated DNS name ({})", RESERVED_DNS_NAMES.join(", ")));
+        }
         if !r.broken("networks.production.subnet") && !prod.is_host(ip) {
             r.error(None, &path, format!("{ip} is not a host address of the production subnet {prod}"));
         }
@@ -242,6 +248,10 @@ fn network_rules(r: &mut Rules<'_>) {
                 r.error(None, &path, format!("{ip} is inside the DHCP range {start}-{end}; a static address must be outside it"));
             }
         }
+    }
+    let iface = &p.interface;
+    if iface.is_empty() || iface.len() > 15 || !iface.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
+        r.error(None, &format!("{pb}.interface"), format!("{iface:?} is not a Linux interface name (1-15 letters, digits, '_', '.', '-')"));
     }
     if !r.broken(&format!("{pb}.gateway")) && !r.broken(&format!("{pb}.pxe_server")) && p.gateway == p.pxe_server {
         r.warning(None, &format!("{pb}.pxe_server"), "the PXE server is also the gateway".into());
@@ -285,6 +295,9 @@ fn node_rules(r: &mut Rules<'_>) {
         if !r.broken(&f("hostname")) {
             if !is_label(name) {
                 r.error(n, &f("hostname"), format!("{name:?} is not a valid hostname: use lowercase letters, digits and '-' (RFC 1123 label, at most 63 characters)"));
+            }
+            if RESERVED_DNS_NAMES.contains(&name) {
+                r.error(n, &f("hostname"), format!("{name:?} is reserved for a generated DNS record ({})", RESERVED_DNS_NAMES.join(", ")));
             }
             if let Some(first) = hostnames.insert(name, i) {
                 r.error(n, &f("hostname"), format!("duplicate hostname {name:?} (also nodes[{first}])"));

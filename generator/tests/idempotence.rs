@@ -90,8 +90,11 @@ fn removed_node_files_are_removed_and_listed_by_dry_run() {
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["changes"], true);
-    assert_eq!(v["flake"]["remove"].as_array().unwrap().len(), 4);
-    assert_eq!(v["flake"]["change"][0]["path"], "flake.nix");
+    // The node's four files and its iPXE script.
+    assert_eq!(v["flake"]["remove"].as_array().unwrap().len(), 5);
+    assert!(stdout.contains("pxe/nodes/52-54-00-12-34-5a.ipxe"));
+    let changed: Vec<&str> = v["flake"]["change"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap()).collect();
+    assert!(changed.contains(&"flake.nix") && changed.contains(&"pxe/dhcpd.conf"), "{changed:?}");
     // Dry-run wrote nothing.
     assert!(flake.join("nodes/node05.example.com/configuration.nix").exists());
 
@@ -126,5 +129,13 @@ fn changed_inventory_rewrites_only_affected_files() {
     generate(&inv, &out);
     let after = snapshot(&out.join("flake"));
     let changed: Vec<&str> = before.iter().zip(&after).filter(|(b, a)| b != a).map(|(b, _)| b.0.as_str()).collect();
-    assert_eq!(changed, ["nodes/node05.example.com/cluster-config.json", "nodes/node05.example.com/configuration.nix"]);
+    assert_eq!(
+        changed,
+        [
+            "dns/200.0.10.in-addr.arpa.zone",
+            "dns/example.com.zone",
+            "nodes/node05.example.com/cluster-config.json",
+            "nodes/node05.example.com/configuration.nix"
+        ]
+    );
 }

@@ -87,7 +87,16 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
     print_warnings(&loaded.warnings);
     let inv = &loaded.inventory;
     let layout = layout(&args.out, args.secrets.as_deref())?;
-    let rendered = render::render_flake(inv)?;
+    let mut rendered = render::render_flake(inv)?;
+    // SOURCE_DATE_EPOCH pins the date for reproducible output (golden tests, packaging).
+    let today = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or_else(time::OffsetDateTime::now_utc)
+        .date();
+    let yyyymmdd = today.year() as u32 * 10_000 + u32::from(u8::from(today.month())) * 100 + u32::from(today.day());
+    render::dns::settle_serials(&mut rendered, &layout.flake, yyyymmdd);
 
     let store_input = crate::pki::store_input(inv, args.renew_before, args.prune_secrets);
     let now = time::OffsetDateTime::now_utc();

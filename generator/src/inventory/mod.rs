@@ -53,6 +53,8 @@ pub struct ProvisioningNetwork {
     pub nameservers: Vec<Ipv4Addr>,
     pub dhcp_range: (Ipv4Addr, Ipv4Addr),
     pub pxe_server: Ipv4Addr,
+    /// The PXE server's interface on this network (DHCP servers bind to it); default eth0.
+    pub interface: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]

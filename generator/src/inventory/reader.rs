@@ -30,7 +30,8 @@ const CLUSTER_REQUIRED: &[&str] = &[
     "state_version",
     "collector_url",
 ];
-const PROV_KEYS: &[&str] = &["subnet", "gateway", "nameservers", "dhcp_range", "pxe_server"];
+const PROV_KEYS: &[&str] = &["subnet", "gateway", "nameservers", "dhcp_range", "pxe_server", "interface"];
+const PROV_REQUIRED: &[&str] = &["subnet", "gateway", "nameservers", "dhcp_range", "pxe_server"];
 const PROD_KEYS: &[&str] = &["subnet", "gateway", "nameservers"];
 const MGMT_KEYS: &[&str] = &["subnet"];
 const NODE_KEYS: &[&str] = &[
@@ -456,7 +457,7 @@ const PLACEHOLDER_NET: Cidr = Cidr {
 fn read_provisioning(r: &mut Reader<'_>, item: Option<&Item>) -> ProvisioningNetwork {
     let base = "networks.provisioning";
     let entries = item
-        .and_then(|i| r.table(i, base, None, PROV_KEYS, PROV_KEYS))
+        .and_then(|i| r.table(i, base, None, PROV_KEYS, PROV_REQUIRED))
         .unwrap_or(&[]);
     let mut range = (Ipv4Addr::UNSPECIFIED, Ipv4Addr::UNSPECIFIED);
     if let Some(ri) = get(entries, "dhcp_range") {
@@ -487,6 +488,9 @@ fn read_provisioning(r: &mut Reader<'_>, item: Option<&Item>) -> ProvisioningNet
         pxe_server: get(entries, "pxe_server")
             .and_then(|i| r.ipv4(i, &format!("{base}.pxe_server"), None))
             .unwrap_or(Ipv4Addr::UNSPECIFIED),
+        interface: get(entries, "interface")
+            .and_then(|i| r.string(i, &format!("{base}.interface"), None))
+            .unwrap_or_else(|| "eth0".to_string()),
     }
 }
 

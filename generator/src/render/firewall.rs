@@ -34,7 +34,38 @@ fn sources(a: Cidr, b: Cidr) -> String {
     }
 }
 
+#[derive(Template)]
+#[template(path = "firewall/pxe-server.nft", escape = "none")]
+struct PxeServerNft {
+    cluster: String,
+    provisioning: Cidr,
+    management: Cidr,
+    http_ports: String,
+    collector_port: u16,
+    collector_sources: String,
+}
+
+/// Port of the collector's HTTPS API, from `cluster.collector_url`.
+pub fn collector_port(url: &str) -> u16 {
+    let https = url.starts_with("https://");
+    url.split("://")
+        .nth(1)
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|hp| hp.rsplit_once(':'))
+        .and_then(|(_, p)| p.parse().ok())
+        .unwrap_or(if https { 443 } else { 80 })
+}
+
 pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
+    let pxe = PxeServerNft {
+        cluster: inv.cluster.name.clone(),
+        provisioning: inv.provisioning.subnet,
+        management: inv.ssh_source(),
+        http_ports: join(&[super::pxe::HTTP_PORT, super::pxe::COLLECTOR_BOOT_PORT]),
+        collector_port: collector_port(&inv.cluster.collector_url),
+        collector_sources: sources(inv.provisioning.subnet, inv.production.subnet),
+    };
+    out.add("firewall/pxe-server.nft", pxe.render().map_err(askama_err("firewall/pxe-server.nft"))?);
     let management = inv.ssh_source();
     let production = inv.production.subnet;
     for role in Role::ALL {

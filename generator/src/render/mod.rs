@@ -1,6 +1,8 @@
 //! Renderers: validated inventory → file contents (relative path → bytes). Pure functions;
 //! writing is [`crate::output`]'s job.
 
+pub mod dhcp;
+pub mod dns;
 pub mod firewall;
 pub mod flake;
 pub mod nix;
@@ -67,6 +69,9 @@ pub fn render_flake(inv: &Inventory) -> Result<Rendered, RenderError> {
     let mut out = Rendered::default();
     flake::render(inv, &mut out)?;
     firewall::render(inv, &mut out)?;
+    dhcp::render(inv, &mut out)?;
+    dns::render(inv, &mut out)?;
+    pxe::render(inv, &mut out)?;
     // Nodes are independent: render them on both cores.
     let chunks: Vec<&[crate::inventory::Node]> = inv.nodes.chunks(inv.nodes.len().div_ceil(2).max(1)).collect();
     let results: Vec<Result<Rendered, RenderError>> = std::thread::scope(|s| {
