@@ -548,3 +548,35 @@ async fn client_certificate_is_presented_and_server_verified() {
     assert!(!s.sim.tls_failures(3).is_empty());
     assert!(s.sim.hits().is_empty());
 }
+
+#[tokio::test(start_paused = true)]
+async fn insecure_mode_is_explicit_and_warns_on_every_request() {
+    let s = setup(SimOptions::default()).await;
+    let mut cfg = s.node_config(3, false, vec![s.sim.url(1)]);
+    let other = plasma_tests::pki::TestPki::new("other");
+    cfg.tls.ca = other.ca_path.display().to_string();
+    let path = s.write(&cfg);
+    let run = agent::run(plasma_agent::command::Command::Join(
+        plasma_agent::command::join::JoinArgs {
+            config: path,
+            service: "chainfire".into(),
+            state_dir: s.state("node04"),
+            insecure: true,
+        },
+    ))
+    .await;
+    assert!(
+        matches!(run.result, Ok(Outcome::Joined)),
+        "{:?}",
+        run.result
+    );
+    let warnings = run
+        .logs
+        .iter()
+        .filter(|l| l["message"] == "TLS certificate verification disabled by --insecure")
+        .count();
+    // One per request: admin API (health, members, add + redirect, polls) and reports.
+    let admin_requests = s.sim.hits().len();
+    let reports = s.sink.reports().len();
+    assert_eq!(warnings, admin_requests + reports, "{warnings} warnings");
+}
