@@ -4,6 +4,7 @@
 //! Data flows one way: [`inventory::load`] → validated [`inventory::Inventory`] →
 //! [`render`] → [`output`] (files).
 
+pub mod collector;
 pub mod command;
 pub mod diag;
 pub mod error;

@@ -2,7 +2,11 @@
 
 pub mod certs;
 pub mod check;
+pub mod collector;
 pub mod generate;
+pub mod mark_installed;
+pub mod reprovision;
+pub mod status;
 
 use clap::{Parser, Subcommand};
 
@@ -42,6 +46,16 @@ pub enum Command {
     /// Inspect (`list`) and rotate (`rotate`) the cluster PKI.
     #[command(after_help = EXIT_CODES)]
     Certs(certs::Args),
+    /// Run the progress collector: mTLS report API, live dashboard, boot listener.
+    #[command(after_help = EXIT_CODES)]
+    Collector(collector::Args),
+    /// Show the fleet as the collector sees it; --wait until every node joined.
+    #[command(after_help = "Exit codes:\n  0   success (--wait: every node joined its Raft services)\n  1   --wait: a node failed or the timeout passed\n  2   bad arguments, unreadable TLS files, or the collector refused or could not be reached")]
+    Status(status::Args),
+    /// Operator: record that a node is installed (its next PXE boot boots the local disk).
+    MarkInstalled(mark_installed::Args),
+    /// Operator: clear a node's installed state so its next PXE boot reinstalls it.
+    Reprovision(reprovision::Args),
 }
 
 /// What a successful command asks `main` to exit with.
@@ -55,6 +69,10 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
         Command::Generate(args) => generate::run(&args),
         Command::Check(args) => check::run(&args),
+        Command::Collector(args) => collector::run(&args),
+        Command::Status(args) => status::run(&args),
+        Command::MarkInstalled(args) => mark_installed::run(&args),
+        Command::Reprovision(args) => reprovision::run(&args),
         Command::Certs(args) => certs::run(&args),
     }
 }

@@ -1,0 +1,543 @@
+//! Handlers of the API listener.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::IpAddr;
+use std::str::FromStr;
+use std::sync::Mutex;
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{FromRequestParts, MatchedPath, Path, Query, Request, State};
+use axum::http::header::CONTENT_TYPE;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::{get, post};
+use futures_util::Stream;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use plasma_wire::Report;
+use plasma_wire::discover::DiscoverReport;
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use tokio::time::Instant;
+
+use super::auth::Peer;
+use super::error::ApiError;
+use super::fleet::NodeState;
+use super::store::{WriteOp, now_ms};
+use super::view::{discovered_view, fleet_view, node_view};
+use super::{AppState, Shared};
+use crate::inventory::{Mac, Role};
+
+/// Largest accepted request body.
+pub const MAX_BODY: usize = 64 * 1024;
+/// Longest report message kept.
+const MAX_MESSAGE: usize = 8 * 1024;
+/// Services a report may name besides those of the roles.
+const EXTRA_SERVICES: [&str; 1] = ["system"];
+/// The dashboard's event stream sends at most one change notice per this interval.
+const EVENT_THROTTLE: Duration = Duration::from_millis(250);
+
+const DASHBOARD: &str = include_str!("../../../templates/collector/dashboard.html");
+
+/// The API router.
+pub fn app(state: AppState) -> Router {
+    Router::new()
+        .route("/", get(dashboard))
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route("/v1/reports", post(post_report))
+        .route("/v1/discover", post(post_discover))
+        .route("/v1/nodes", get(list_nodes))
+        .route("/v1/nodes/{id}", get(get_node))
+        .route("/v1/nodes/{id}/installed", post(mark_installed))
+        .route("/v1/nodes/{id}/reprovision", post(reprovision))
+        .route("/v1/events", get(events))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), observe))
+        .with_state(state)
+}
+
+/// The caller as tagged by the listener.
+pub struct Caller(pub Peer);
+
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        Ok(Caller(parts.extensions.get::<Peer>().cloned().unwrap_or_default()))
+    }
+}
+
+async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_string(), |m| m.as_str().to_string());
+    let start = std::time::Instant::now();
+    let resp = next.run(req).await;
+    // The event stream lives as long as the page; its "latency" means nothing.
+    if route != "/v1/events" {
+        s.metrics.observe(&route, start.elapsed());
+    }
+    resp
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this endpoint",
+    )
+}
+
+async fn dashboard() -> impl IntoResponse {
+    (
+        [(
+            axum::http::header::CACHE_CONTROL,
+            HeaderValue::from_static("no-store"),
+        )],
+        Html(DASHBOARD),
+    )
+}
+
+async fn health(State(s): State<AppState>) -> Response {
+    let res = if s.store.writer_alive() {
+        s.store.ping().await
+    } else {
+        Err(super::error::StoreError::WriterGone)
+    };
+    match res {
+        Ok(()) => Json(json!({"status": "healthy"})).into_response(),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "unhealthy", "error": e.to_string()})),
+        )
+            .into_response(),
+    }
+}
+
+async fn metrics(State(s): State<AppState>) -> Response {
+    let now = now_ms();
+    let stuck = stuck_ms(&s);
+    let mut gauges = Vec::new();
+    {
+        let fleet = s.fleet.read().unwrap_or_else(|e| e.into_inner());
+        let mut by_state: HashMap<NodeState, u64> = HashMap::new();
+        let mut by_phase: std::collections::BTreeMap<(String, &'static str), u64> =
+            Default::default();
+        for node in &s.inventory.nodes {
+            *by_state.entry(fleet.state_of(node, now, stuck)).or_default() += 1;
+            if let Some(live) = fleet.nodes.get(&node.hostname) {
+                for (svc, l) in &live.services {
+                    *by_phase.entry((svc.clone(), l.phase.as_str())).or_default() += 1;
+                }
+            }
+        }
+        for st in NodeState::ALL {
+            gauges.push((
+                "plasma_collector_nodes",
+                format!("state=\"{}\"", st.as_str()),
+                by_state.get(&st).copied().unwrap_or(0),
+            ));
+        }
+        for ((svc, phase), n) in by_phase {
+            gauges.push((
+                "plasma_collector_node_services",
+                format!("service=\"{svc}\",phase=\"{phase}\""),
+                n,
+            ));
+        }
+        gauges.push((
+            "plasma_collector_discovered_unknown_macs",
+            String::new(),
+            fleet
+                .discovered
+                .keys()
+                .filter(|m| s.hostname_by_mac(m).is_none())
+                .count() as u64,
+        ));
+    }
+    (
+        [(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+        )],
+        s.metrics.render(&gauges),
+    )
+        .into_response()
+}
+
+fn stuck_ms(s: &Shared) -> i64 {
+    i64::try_from(s.config.stuck_after.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Read a JSON body: `application/json`, at most [`MAX_BODY`] bytes, well-formed, and of the
+/// right shape (unknown fields and values refused by the wire types).
+async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
+    let ct = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let essence = ct.split(';').next().unwrap_or("").trim();
+    if !essence.eq_ignore_ascii_case("application/json") {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            format!("Content-Type must be application/json, got {ct:?}"),
+        ));
+    }
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            format!("the body exceeds {MAX_BODY} bytes"),
+        )
+    };
+    let declared = headers
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|len| len > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let bytes = match Limited::new(body, MAX_BODY).collect().await {
+        Ok(c) => c.to_bytes(),
+        Err(e) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Err(e) => {
+            return Err(ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "unreadable_body",
+                format!("cannot read the body: {e}"),
+            ));
+        }
+    };
+    serde_json::from_slice(&bytes).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => ApiError::new(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "invalid_body",
+                format!("the JSON does not match the expected document: {e}"),
+            ),
+            _ => ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "malformed_json",
+                format!("the body is not valid JSON: {e}"),
+            ),
+        }
+    })
+}
+
+fn known_service(name: &str) -> bool {
+    EXTRA_SERVICES.contains(&name)
+        || Role::AllInOne
+            .services()
+            .iter()
+            .any(|s| s.name() == name)
+}
+
+fn check_report(r: &Report) -> Result<(), ApiError> {
+    let invalid = |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_report", m);
+    if !known_service(&r.service) {
+        return Err(invalid(format!(
+            "unknown service {:?} (expected a PlasmaCloud service such as chainfire or flaredb, or system)",
+            r.service
+        )));
+    }
+    if time::OffsetDateTime::parse(&r.at, &time::format_description::well_known::Rfc3339).is_err()
+    {
+        return Err(invalid(format!("`at` {:?} is not an RFC 3339 timestamp", r.at)));
+    }
+    if r.message.len() > MAX_MESSAGE {
+        return Err(invalid(format!(
+            "the message is longer than {MAX_MESSAGE} bytes"
+        )));
+    }
+    Ok(())
+}
+
+async fn post_report(
+    State(s): State<AppState>,
+    Caller(peer): Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let res = accept_report(&s, &peer, &headers, body).await;
+    match &res {
+        Ok(_) => s.metrics.accepted(),
+        Err(e) => s.metrics.rejected(e.code),
+    }
+    res
+}
+
+async fn accept_report(
+    s: &Shared,
+    peer: &Peer,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    peer.check_any()?;
+    let report: Report = read_json(headers, body).await?;
+    check_report(&report)?;
+    let Some(node) = s.inventory.node(&report.node_id) else {
+        s.fleet
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .record_rejected(
+                &report.node_id,
+                peer.addr.map(|a| a.ip().to_string()),
+                now_ms(),
+            );
+        return Err(ApiError::forbidden(
+            "unknown_node",
+            format!("node {:?} is not in the inventory", report.node_id),
+        ));
+    };
+    peer.check_node(&node.hostname, &s.inventory.fqdn(node))?;
+    s.store.write(WriteOp::Report(report)).await?;
+    Ok((StatusCode::OK, Json(json!({"status": "stored"}))).into_response())
+}
+
+/// Per-source token buckets for `/v1/discover` (tokio time, so tests can pause it).
+pub struct RateLimiter {
+    burst: f64,
+    refill: Duration,
+    buckets: Mutex<HashMap<Option<IpAddr>, (f64, Instant)>>,
+}
+
+/// Forget idle sources once this many are tracked.
+const MAX_TRACKED_SOURCES: usize = 65_536;
+
+impl RateLimiter {
+    pub fn new(burst: u32, refill: Duration) -> RateLimiter {
+        RateLimiter {
+            burst: f64::from(burst.max(1)),
+            refill: refill.max(Duration::from_millis(1)),
+            buckets: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Take a token for `source`; `Err(wait)` when it has none.
+    pub fn take(&self, source: Option<IpAddr>) -> Result<(), Duration> {
+        let now = Instant::now();
+        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
+        if b.len() >= MAX_TRACKED_SOURCES {
+            let burst = self.burst;
+            let refill = self.refill.as_secs_f64();
+            b.retain(|_, (tokens, at)| {
+                *tokens + now.duration_since(*at).as_secs_f64() / refill < burst
+            });
+        }
+        let (tokens, at) = b.entry(source).or_insert((self.burst, now));
+        let refilled = now.duration_since(*at).as_secs_f64() / self.refill.as_secs_f64();
+        *tokens = (*tokens + refilled).min(self.burst);
+        *at = now;
+        if *tokens >= 1.0 {
+            *tokens -= 1.0;
+            Ok(())
+        } else {
+            Err(self.refill.mul_f64(1.0 - *tokens))
+        }
+    }
+}
+
+const MAX_NICS: usize = 64;
+const MAX_DISKS: usize = 256;
+const MAX_BY_ID: usize = 32;
+const MAX_STRING: usize = 512;
+
+fn check_discover(d: &DiscoverReport) -> Result<String, ApiError> {
+    let invalid =
+        |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_discover", m);
+    let mac = Mac::from_str(&d.primary_mac.replace('-', ":"))
+        .map_err(|e| invalid(format!("primary_mac: {e}")))?;
+    if d.nics.len() > MAX_NICS || d.disks.len() > MAX_DISKS {
+        return Err(invalid(format!(
+            "at most {MAX_NICS} NICs and {MAX_DISKS} disks are accepted"
+        )));
+    }
+    let mut strings: Vec<&str> = vec![&d.cpu.model];
+    strings.extend(d.hostname.as_deref());
+    for n in &d.nics {
+        strings.extend([n.name.as_str(), n.mac.as_str()]);
+    }
+    for disk in &d.disks {
+        if disk.by_id.len() > MAX_BY_ID {
+            return Err(invalid(format!(
+                "disk {}: at most {MAX_BY_ID} by-id names are accepted",
+                disk.name
+            )));
+        }
+        strings.push(&disk.name);
+        strings.extend(disk.model.as_deref());
+        strings.extend(disk.by_id.iter().map(String::as_str));
+    }
+    if strings.iter().any(|s| s.len() > MAX_STRING) {
+        return Err(invalid(format!(
+            "a name or model is longer than {MAX_STRING} bytes"
+        )));
+    }
+    Ok(mac.as_str().to_string())
+}
+
+async fn post_discover(
+    State(s): State<AppState>,
+    Caller(peer): Caller,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let res = accept_discover(&s, &peer, &headers, body).await;
+    match &res {
+        Ok(_) => s.metrics.discover("stored"),
+        Err(e) => s.metrics.discover(e.code),
+    }
+    res
+}
+
+async fn accept_discover(
+    s: &Shared,
+    peer: &Peer,
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let source = peer.addr.map(|a| a.ip());
+    if let Err(wait) = s.limiter.take(source) {
+        let secs = wait.as_secs().max(1);
+        let mut resp = ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            format!("too many discovery reports from this address; retry in {secs}s"),
+        )
+        .into_response();
+        resp.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            HeaderValue::from(secs),
+        );
+        return Ok(resp);
+    }
+    let report: DiscoverReport = read_json(headers, body).await?;
+    let mac = check_discover(&report)?;
+    let known = s.hostname_by_mac(&mac).map(str::to_string);
+    {
+        let fleet = s.fleet.read().unwrap_or_else(|e| e.into_inner());
+        if !fleet.discovered.contains_key(&mac) && fleet.discovered.len() >= s.config.max_discovered
+        {
+            return Err(ApiError::new(
+                StatusCode::INSUFFICIENT_STORAGE,
+                "discover_full",
+                format!(
+                    "{} discovered machines are stored already; not accepting new MACs",
+                    s.config.max_discovered
+                ),
+            ));
+        }
+    }
+    s.store
+        .write(WriteOp::Discover {
+            mac: mac.clone(),
+            report,
+            remote: peer.addr.map(|a| a.ip().to_string()),
+        })
+        .await?;
+    Ok(Json(json!({"status": "stored", "mac": mac, "inventory_node": known})).into_response())
+}
+
+async fn list_nodes(State(s): State<AppState>) -> Response {
+    let fleet = s.fleet.read().unwrap_or_else(|e| e.into_inner());
+    let view = fleet_view(&s.inventory, &fleet, now_ms(), stuck_ms(&s));
+    drop(fleet);
+    Json(view).into_response()
+}
+
+#[derive(serde::Deserialize)]
+struct HistoryQuery {
+    limit: Option<u32>,
+}
+
+async fn get_node(
+    State(s): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response, ApiError> {
+    let node = s
+        .inventory
+        .node(&id)
+        .ok_or_else(|| ApiError::not_found(format!("node {id:?} is not in the inventory")))?;
+    let mut view = {
+        let fleet = s.fleet.read().unwrap_or_else(|e| e.into_inner());
+        let mut v = node_view(&s.inventory, &fleet, node, now_ms(), stuck_ms(&s));
+        v.discovered = fleet
+            .discovered
+            .get(node.mac.as_str())
+            .map(|d| discovered_view(node.mac.as_str(), d));
+        v
+    };
+    let limit = q.limit.unwrap_or(s.config.history_limit).min(100_000);
+    view.history = Some(s.store.history(&node.hostname, limit).await?);
+    Ok(Json(view).into_response())
+}
+
+async fn operator_action(
+    s: &Shared,
+    peer: &Peer,
+    id: &str,
+    make: impl FnOnce(String, String) -> WriteOp,
+) -> Result<Response, ApiError> {
+    peer.check_operator()?;
+    let node = s
+        .inventory
+        .node(id)
+        .ok_or_else(|| ApiError::not_found(format!("node {id:?} is not in the inventory")))?;
+    let actor = match (&peer.cert, peer.addr) {
+        (Some(c), _) => c.common_name.clone(),
+        (None, Some(a)) => format!("lab:{a}"),
+        (None, None) => "lab".into(),
+    };
+    s.store.write(make(node.hostname.clone(), actor)).await?;
+    let fleet = s.fleet.read().unwrap_or_else(|e| e.into_inner());
+    Ok(Json(node_view(&s.inventory, &fleet, node, now_ms(), stuck_ms(s))).into_response())
+}
+
+async fn mark_installed(
+    State(s): State<AppState>,
+    Caller(peer): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    operator_action(&s, &peer, &id, |node, actor| WriteOp::Installed { node, actor }).await
+}
+
+async fn reprovision(
+    State(s): State<AppState>,
+    Caller(peer): Caller,
+    Path(id): Path<String>,
+) -> Result<Response, ApiError> {
+    operator_action(&s, &peer, &id, |node, actor| WriteOp::Reprovision { node, actor }).await
+}
+
+/// Server-sent events: `changed` with the fleet version whenever something was committed.
+async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let rx = s.changed.clone();
+    let stream = futures_util::stream::unfold((rx, true), |(mut rx, first)| async move {
+        if !first {
+            tokio::time::sleep(EVENT_THROTTLE).await;
+            rx.changed().await.ok()?;
+        }
+        let v = *rx.borrow_and_update();
+        Some((
+            Ok(Event::default().event("changed").data(v.to_string())),
+            (rx, false),
+        ))
+    });
+    Sse::new(stream).keep_alive(KeepAlive::default())
+}

@@ -1,0 +1,181 @@
+//! Who is calling. The TLS layer has already checked that a presented client certificate chains
+//! to the cluster CA (rustls `WebPkiClientVerifier`); here we only read its names and decide
+//! whether they may do what they ask.
+
+use std::net::SocketAddr;
+
+use x509_parser::extensions::GeneralName;
+
+use super::error::ApiError;
+
+/// CN of the operator client certificate (see `plasma_pki::LeafSpec::operator`).
+pub const OPERATOR_CN: &str = "operator";
+
+/// Names of a verified client certificate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertIdentity {
+    pub common_name: String,
+    /// DNS subjectAltNames, lower-cased.
+    pub dns_names: Vec<String>,
+}
+
+impl CertIdentity {
+    /// Parse the leaf certificate (DER) rustls verified.
+    pub fn from_der(der: &[u8]) -> Option<CertIdentity> {
+        let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+        let common_name = cert
+            .subject()
+            .iter_common_name()
+            .next()
+            .and_then(|cn| cn.as_str().ok())
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let dns_names = cert
+            .subject_alternative_name()
+            .ok()
+            .flatten()
+            .map(|san| {
+                san.value
+                    .general_names
+                    .iter()
+                    .filter_map(|n| match n {
+                        GeneralName::DNSName(d) => Some(d.to_ascii_lowercase()),
+                        _ => None,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        Some(CertIdentity {
+            common_name,
+            dns_names,
+        })
+    }
+
+    pub fn is_operator(&self) -> bool {
+        self.common_name == OPERATOR_CN && self.dns_names.is_empty()
+    }
+
+    /// The certificate names node `hostname` (fqdn `fqdn`): CN = fqdn, CN's first label =
+    /// hostname, or a DNS SAN equal to the hostname or fqdn. `localhost`, which every node
+    /// certificate carries, never counts.
+    pub fn names_node(&self, hostname: &str, fqdn: &str) -> bool {
+        let hostname = hostname.to_ascii_lowercase();
+        let fqdn = fqdn.to_ascii_lowercase();
+        if hostname == "localhost" || self.is_operator() {
+            return false;
+        }
+        let first_label = self.common_name.split('.').next().unwrap_or_default();
+        self.common_name == fqdn
+            || first_label == hostname
+            || self.dns_names.iter().any(|d| *d == hostname || *d == fqdn)
+    }
+}
+
+/// Attached to every request by the listener (absent in `oneshot` tests that do not add it).
+#[derive(Debug, Clone, Default)]
+pub struct Peer {
+    pub addr: Option<SocketAddr>,
+    /// A client certificate that chained to the cluster CA.
+    pub cert: Option<CertIdentity>,
+    /// Plain-HTTP lab listener: nobody has a certificate, claims are trusted.
+    pub lab: bool,
+}
+
+impl Peer {
+    /// May report for `hostname`.
+    pub fn check_node(&self, hostname: &str, fqdn: &str) -> Result<(), ApiError> {
+        if self.lab {
+            return Ok(());
+        }
+        let cert = self.cert.as_ref().ok_or_else(|| {
+            ApiError::unauthenticated("a client certificate signed by the cluster CA is required")
+        })?;
+        if cert.names_node(hostname, fqdn) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "identity_mismatch",
+                format!(
+                    "the client certificate (CN {:?}) does not name node {hostname:?}",
+                    cert.common_name
+                ),
+            ))
+        }
+    }
+
+    /// Only needs to be authenticated at all (used before looking at the body).
+    pub fn check_any(&self) -> Result<(), ApiError> {
+        if self.lab || self.cert.is_some() {
+            Ok(())
+        } else {
+            Err(ApiError::unauthenticated(
+                "a client certificate signed by the cluster CA is required",
+            ))
+        }
+    }
+
+    /// Operator actions: the operator certificate; on the lab listener, loopback callers only.
+    pub fn check_operator(&self) -> Result<(), ApiError> {
+        if self.lab {
+            return match self.addr {
+                Some(a) if a.ip().is_loopback() => Ok(()),
+                _ => Err(ApiError::forbidden(
+                    "not_operator",
+                    "on the plain-HTTP lab listener operator actions are only accepted from loopback",
+                )),
+            };
+        }
+        match &self.cert {
+            None => Err(ApiError::unauthenticated(
+                "the operator client certificate is required",
+            )),
+            Some(c) if c.is_operator() => Ok(()),
+            Some(c) => Err(ApiError::forbidden(
+                "not_operator",
+                format!(
+                    "certificate CN {:?} may not perform operator actions",
+                    c.common_name
+                ),
+            )),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn id(cn: &str, dns: &[&str]) -> CertIdentity {
+        CertIdentity {
+            common_name: cn.into(),
+            dns_names: dns.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    #[test]
+    fn node_names() {
+        let c = id("node01.example.com", &["node01.example.com", "node01", "localhost"]);
+        assert!(c.names_node("node01", "node01.example.com"));
+        assert!(!c.names_node("node02", "node02.example.com"));
+        assert!(!c.names_node("localhost", "localhost.example.com"));
+        assert!(!c.names_node("node0", "node0.example.com"));
+        let op = id("operator", &[]);
+        assert!(op.is_operator());
+        assert!(!op.names_node("operator", "operator.example.com"));
+        assert!(!c.is_operator());
+    }
+
+    #[test]
+    fn lab_operator_only_from_loopback() {
+        let mut p = Peer {
+            addr: Some("10.0.0.5:1234".parse().unwrap()),
+            cert: None,
+            lab: true,
+        };
+        assert_eq!(p.check_operator().unwrap_err().code, "not_operator");
+        p.addr = Some("127.0.0.1:1234".parse().unwrap());
+        assert!(p.check_operator().is_ok());
+        let none = Peer::default();
+        assert_eq!(none.check_node("a", "a.b").unwrap_err().code, "no_certificate");
+    }
+}

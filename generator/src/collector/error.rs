@@ -1,0 +1,95 @@
+//! Errors: [`ApiError`] is what a handler answers (a JSON body saying what is wrong);
+//! [`CollectorError`] is what starting the collector can fail with.
+
+use std::path::PathBuf;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// An HTTP error answer: `{"error": "<code>", "message": "<what is wrong>"}`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    /// Stable machine-readable code, also the `reason` label of the rejection metric.
+    pub code: &'static str,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+        }
+    }
+
+    pub fn unauthenticated(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "no_certificate", message)
+    }
+
+    pub fn forbidden(code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, code, message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "not_found", message)
+    }
+
+    pub fn unavailable(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", message)
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = Json(json!({"error": self.code, "message": self.message}));
+        (self.status, body).into_response()
+    }
+}
+
+/// Starting or running the collector.
+#[derive(Debug, thiserror::Error)]
+pub enum CollectorError {
+    #[error("{path}: {message}")]
+    Tls { path: PathBuf, message: String },
+    #[error("database {path}: {source}")]
+    Db {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database {path}: schema version {found} is newer than this plasmagen knows ({known}); upgrade plasmagen")]
+    SchemaTooNew { path: PathBuf, found: i64, known: i64 },
+    #[error("cannot listen on {addr}: {source}")]
+    Listen {
+        addr: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// Failures of the store as seen by a handler.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database writer has stopped")]
+    WriterGone,
+    #[error("database error: {0}")]
+    Sqlite(String),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        StoreError::Sqlite(e.to_string())
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        ApiError::unavailable(e.to_string())
+    }
+}

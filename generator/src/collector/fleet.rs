@@ -1,0 +1,288 @@
+//! The fleet as the collector sees it, in memory: the latest phase per node and service,
+//! install state, discovered machines. Rebuilt from the database's history at start and updated
+//! by the writer after each commit, so what the API shows is always what is durable.
+
+use std::collections::{BTreeMap, HashMap};
+
+use plasma_wire::discover::DiscoverReport;
+use plasma_wire::{Phase, Report, ReportStatus};
+use serde::{Deserialize, Serialize};
+
+use crate::inventory::{Inventory, Node};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ServiceLive {
+    pub phase: Phase,
+    pub status: ReportStatus,
+    pub message: String,
+    /// When the collector first saw the service in this phase (ms since the epoch).
+    pub since_ms: i64,
+    pub last_ms: i64,
+    /// `at` of the latest report, as the node sent it.
+    pub sent_at: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct InstalledMark {
+    /// `report` (the installed system reported) or `operator` (mark-installed).
+    pub by: String,
+    pub at_ms: i64,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct NodeLive {
+    pub services: BTreeMap<String, ServiceLive>,
+    pub installed: Option<InstalledMark>,
+    pub last_ms: Option<i64>,
+    pub last_message: Option<String>,
+    /// Reports accepted since the collector's database was created.
+    pub reports: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct Discovered {
+    pub report: DiscoverReport,
+    pub remote: Option<String>,
+    pub first_ms: i64,
+    pub last_ms: i64,
+    pub count: u64,
+}
+
+/// A report for a node that is not in the inventory, refused with 403.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rejected {
+    pub node_id: String,
+    pub count: u64,
+    pub last_ms: i64,
+    pub peer: Option<String>,
+}
+
+/// At most this many distinct unknown node ids are remembered for the dashboard.
+const MAX_REJECTED_IDS: usize = 256;
+
+#[derive(Debug, Default)]
+pub struct Fleet {
+    pub nodes: HashMap<String, NodeLive>,
+    /// Keyed by normalised MAC.
+    pub discovered: BTreeMap<String, Discovered>,
+    pub rejected: BTreeMap<String, Rejected>,
+    /// Bumped on every change; the dashboard's event stream sends it.
+    pub version: u64,
+}
+
+/// Overall state of a node, from its services' phases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeState {
+    /// Nothing heard yet.
+    Pending,
+    /// Marked installed by the operator, no report yet.
+    Installed,
+    InProgress,
+    /// No report for longer than `--stuck-after`, neither joined nor failed.
+    Stuck,
+    Failed,
+    /// Every Raft service of its role joined (or bootstrapped).
+    Joined,
+}
+
+impl NodeState {
+    pub const ALL: [NodeState; 6] = [
+        NodeState::Pending,
+        NodeState::Installed,
+        NodeState::InProgress,
+        NodeState::Stuck,
+        NodeState::Failed,
+        NodeState::Joined,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Pending => "pending",
+            NodeState::Installed => "installed",
+            NodeState::InProgress => "in-progress",
+            NodeState::Stuck => "stuck",
+            NodeState::Failed => "failed",
+            NodeState::Joined => "joined",
+        }
+    }
+}
+
+impl Fleet {
+    pub fn new(inv: &Inventory) -> Fleet {
+        Fleet {
+            nodes: inv
+                .nodes
+                .iter()
+                .map(|n| (n.hostname.clone(), NodeLive::default()))
+                .collect(),
+            ..Fleet::default()
+        }
+    }
+
+    pub fn apply_report(&mut self, r: &Report, received_ms: i64) {
+        let Some(node) = self.nodes.get_mut(&r.node_id) else {
+            return;
+        };
+        let since_ms = match node.services.get(&r.service) {
+            Some(s) if s.phase == r.phase => s.since_ms,
+            _ => received_ms,
+        };
+        node.services.insert(
+            r.service.clone(),
+            ServiceLive {
+                phase: r.phase,
+                status: r.status,
+                message: r.message.clone(),
+                since_ms,
+                last_ms: received_ms,
+                sent_at: r.at.clone(),
+            },
+        );
+        // Every phase is `Booted` or later and only an installed system holds its certificate.
+        if node.installed.is_none() && r.phase >= Phase::Booted {
+            node.installed = Some(InstalledMark {
+                by: "report".into(),
+                at_ms: received_ms,
+            });
+        }
+        node.last_ms = Some(received_ms);
+        node.last_message = Some(format!("{} {}: {}", r.service, r.phase, r.message));
+        node.reports += 1;
+    }
+
+    pub fn apply_installed(&mut self, hostname: &str, at_ms: i64) {
+        if let Some(node) = self.nodes.get_mut(hostname) {
+            node.installed = Some(InstalledMark {
+                by: "operator".into(),
+                at_ms,
+            });
+            node.last_message = Some("marked installed by the operator".into());
+        }
+    }
+
+    /// Runbook 9.2: the next PXE boot reinstalls, and the old phases no longer mean anything.
+    pub fn apply_reprovision(&mut self, hostname: &str) {
+        if let Some(node) = self.nodes.get_mut(hostname) {
+            node.installed = None;
+            node.services.clear();
+            node.last_message = Some("reprovision requested by the operator".into());
+        }
+    }
+
+    pub fn apply_discover(
+        &mut self,
+        mac: &str,
+        report: DiscoverReport,
+        remote: Option<String>,
+        at_ms: i64,
+    ) {
+        let entry = self.discovered.entry(mac.to_string());
+        match entry {
+            std::collections::btree_map::Entry::Occupied(mut e) => {
+                let d = e.get_mut();
+                d.report = report;
+                d.remote = remote;
+                d.last_ms = at_ms;
+                d.count += 1;
+            }
+            std::collections::btree_map::Entry::Vacant(e) => {
+                e.insert(Discovered {
+                    report,
+                    remote,
+                    first_ms: at_ms,
+                    last_ms: at_ms,
+                    count: 1,
+                });
+            }
+        }
+    }
+
+    pub fn record_rejected(&mut self, node_id: &str, peer: Option<String>, at_ms: i64) {
+        if let Some(r) = self.rejected.get_mut(node_id) {
+            r.count += 1;
+            r.last_ms = at_ms;
+            r.peer = peer;
+        } else if self.rejected.len() < MAX_REJECTED_IDS {
+            self.rejected.insert(
+                node_id.to_string(),
+                Rejected {
+                    node_id: node_id.to_string(),
+                    count: 1,
+                    last_ms: at_ms,
+                    peer,
+                },
+            );
+        }
+        self.version += 1;
+    }
+
+    pub fn is_installed(&self, hostname: &str) -> bool {
+        self.nodes
+            .get(hostname)
+            .is_some_and(|n| n.installed.is_some())
+    }
+
+    pub fn state_of(&self, node: &Node, now_ms: i64, stuck_after_ms: i64) -> NodeState {
+        let Some(live) = self.nodes.get(&node.hostname) else {
+            return NodeState::Pending;
+        };
+        if live.services.values().any(|s| s.phase == Phase::Failed) {
+            return NodeState::Failed;
+        }
+        let raft = node.role.raft_services();
+        let joined = !raft.is_empty()
+            && raft.iter().all(|s| {
+                live.services
+                    .get(s.name())
+                    .is_some_and(|l| l.phase.is_member())
+            });
+        if joined {
+            return NodeState::Joined;
+        }
+        let last = live
+            .last_ms
+            .or(live.installed.as_ref().map(|i| i.at_ms));
+        match last {
+            Some(t) if now_ms - t > stuck_after_ms => NodeState::Stuck,
+            _ if !live.services.is_empty() => NodeState::InProgress,
+            _ if live.installed.is_some() => NodeState::Installed,
+            _ => NodeState::Pending,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(node: &str, service: &str, phase: Phase) -> Report {
+        Report {
+            node_id: node.into(),
+            service: service.into(),
+            phase,
+            status: ReportStatus::InProgress,
+            message: "m".into(),
+            at: "2026-01-01T00:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn time_in_phase_starts_at_phase_change() {
+        let mut f = Fleet::default();
+        f.nodes.insert("n".into(), NodeLive::default());
+        f.apply_report(&report("n", "chainfire", Phase::Joining), 1000);
+        f.apply_report(&report("n", "chainfire", Phase::Joining), 2000);
+        let s = &f.nodes["n"].services["chainfire"];
+        assert_eq!((s.since_ms, s.last_ms), (1000, 2000));
+        f.apply_report(&report("n", "chainfire", Phase::Joined), 3000);
+        assert_eq!(f.nodes["n"].services["chainfire"].since_ms, 3000);
+        assert!(f.is_installed("n"));
+        f.apply_reprovision("n");
+        assert!(!f.is_installed("n"));
+        assert!(f.nodes["n"].services.is_empty());
+        // Reports for nodes outside the inventory never create state.
+        f.apply_report(&report("ghost", "chainfire", Phase::Joined), 1);
+        assert!(!f.nodes.contains_key("ghost"));
+    }
+}

@@ -1,0 +1,32 @@
+//! `plasmagen reprovision <NODE> --collector URL --secrets DIR`: Clear <NODE>'s installed state: its next PXE boot reinstalls it (runbook 9.2).
+//! An operator action: authenticated with the operator client certificate.
+
+use super::Outcome;
+use super::status::{CollectorArgs, client_err};
+use crate::error::Error;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Inventory hostname of the node.
+    pub node: String,
+    #[command(flatten)]
+    pub conn: CollectorArgs,
+}
+
+pub fn run(args: &Args) -> Result<Outcome, Error> {
+    let client = args.conn.client()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    let node = rt
+        .block_on(client.node_action(&args.node, "reprovision"))
+        .map_err(client_err)?;
+    println!(
+        "{}: installed={} ({})",
+        node.hostname,
+        node.installed,
+        node.last_message.as_deref().unwrap_or("")
+    );
+    Ok(Outcome::Ok)
+}

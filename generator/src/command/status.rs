@@ -1,0 +1,271 @@
+//! `plasmagen status --collector URL [--json] [--wait --timeout 30m]`: the fleet as the collector
+//! sees it; `--wait` replaces runbook 6.2's verify loop.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use super::Outcome;
+use super::collector::parse_duration;
+use crate::collector::client::{ClientError, ClientTls, OperatorClient};
+use crate::collector::fleet::NodeState;
+use crate::collector::view::FleetView;
+use crate::error::Error;
+
+/// TLS options shared by the operator commands.
+#[derive(Debug, Clone, clap::Args)]
+pub struct CollectorArgs {
+    /// Collector URL, e.g. https://10.0.100.10:8443.
+    #[arg(long)]
+    pub collector: String,
+    /// Generated secrets directory: ca/ca-cert.pem and operator/operator-{cert,key}.pem.
+    #[arg(long)]
+    pub secrets: Option<PathBuf>,
+    /// CA to verify the collector against (default <SECRETS>/ca/ca-cert.pem).
+    #[arg(long)]
+    pub ca: Option<PathBuf>,
+    /// Operator client certificate (default <SECRETS>/operator/operator-cert.pem).
+    #[arg(long)]
+    pub cert: Option<PathBuf>,
+    /// Operator client key (default <SECRETS>/operator/operator-key.pem).
+    #[arg(long)]
+    pub key: Option<PathBuf>,
+}
+
+impl CollectorArgs {
+    pub fn client(&self) -> Result<OperatorClient, Error> {
+        OperatorClient::new(
+            &self.collector,
+            &ClientTls {
+                secrets: self.secrets.clone(),
+                ca: self.ca.clone(),
+                cert: self.cert.clone(),
+                key: self.key.clone(),
+            },
+        )
+        .map_err(client_err)
+    }
+}
+
+pub fn client_err(e: ClientError) -> Error {
+    Error::Usage(e.to_string())
+}
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(flatten)]
+    pub conn: CollectorArgs,
+    /// Print the collector's fleet document as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Wait until every node joined all its Raft services; exit 1 when a node fails or on timeout.
+    #[arg(long)]
+    pub wait: bool,
+    /// With --wait: give up after this long (e.g. 30m, 90s).
+    #[arg(long, default_value = "30m", value_parser = parse_duration, requires = "wait")]
+    pub timeout: Duration,
+    /// With --wait: how often to ask the collector.
+    #[arg(long, default_value = "2s", value_parser = parse_duration, requires = "wait")]
+    pub interval: Duration,
+}
+
+pub fn run(args: &Args) -> Result<Outcome, Error> {
+    let client = args.conn.client()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    rt.block_on(async {
+        if !args.wait {
+            let fleet = client.fleet().await.map_err(client_err)?;
+            print_fleet(&fleet, args.json)?;
+            return Ok(Outcome::Ok);
+        }
+        wait(&client, args).await
+    })
+}
+
+fn print_fleet(fleet: &FleetView, json: bool) -> Result<(), Error> {
+    if json {
+        let text =
+            serde_json::to_string_pretty(fleet).map_err(|e| Error::Internal(e.to_string()))?;
+        println!("{text}");
+    } else {
+        print!("{}", table(fleet));
+    }
+    Ok(())
+}
+
+/// The human table: one row per node, one column per Raft service.
+pub fn table(fleet: &FleetView) -> String {
+    let mut rows = vec![vec![
+        "NODE".to_string(),
+        "ROLE".into(),
+        "STATE".into(),
+        "CHAINFIRE".into(),
+        "FLAREDB".into(),
+        "IN PHASE".into(),
+        "LAST MESSAGE".into(),
+    ]];
+    for n in &fleet.nodes {
+        let phase = |svc: &str| {
+            n.services
+                .iter()
+                .find(|s| s.service == svc)
+                .map(|s| s.phase.clone())
+                .unwrap_or_else(|| {
+                    if n.raft_services.iter().any(|r| r == svc) {
+                        "-".into()
+                    } else {
+                        "n/a".into()
+                    }
+                })
+        };
+        rows.push(vec![
+            n.hostname.clone(),
+            n.role.clone(),
+            n.state_str().to_string(),
+            phase("chainfire"),
+            phase("flaredb"),
+            n.time_in_phase_secs.map(human_secs).unwrap_or_else(|| "-".into()),
+            n.last_message.clone().unwrap_or_default(),
+        ]);
+    }
+    let widths: Vec<usize> = (0..rows[0].len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = String::new();
+    for r in rows {
+        let cells: Vec<String> = r
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if i + 1 == r.len() {
+                    c.clone()
+                } else {
+                    format!("{c:<w$}", w = widths[i])
+                }
+            })
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    let s = &fleet.summary;
+    out.push_str(&format!(
+        "{} nodes: {} joined, {} in progress, {} stuck, {} failed, {} pending\n",
+        s.total, s.joined, s.in_progress, s.stuck, s.failed, s.pending + s.installed
+    ));
+    if !fleet.unknown_discovered.is_empty() {
+        out.push_str(&format!(
+            "{} discovered MAC(s) match no inventory node (see the dashboard)\n",
+            fleet.unknown_discovered.len()
+        ));
+    }
+    out
+}
+
+fn human_secs(s: u64) -> String {
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m{:02}s", s / 60, s % 60),
+        _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+    }
+}
+
+impl crate::collector::view::NodeView {
+    pub fn state_str(&self) -> &'static str {
+        self.state.as_str()
+    }
+}
+
+/// Progress line on stderr: redrawn in place on a terminal, one line per change otherwise.
+struct Progress {
+    tty: bool,
+    last: String,
+}
+
+impl Progress {
+    fn show(&mut self, fleet: &FleetView, elapsed: Duration) {
+        let s = &fleet.summary;
+        let width = 30usize;
+        let done = if s.total == 0 {
+            width
+        } else {
+            (s.joined as usize * width) / s.total as usize
+        };
+        let bar = format!("[{}{}]", "#".repeat(done), "-".repeat(width - done));
+        let line = format!(
+            "{bar} {}/{} joined, {} in progress, {} stuck, {} failed",
+            s.joined, s.total, s.in_progress, s.stuck, s.failed
+        );
+        let mut err = std::io::stderr().lock();
+        if self.tty {
+            let _ = write!(err, "\r\x1b[2K{line} ({})", human_secs(elapsed.as_secs()));
+            let _ = err.flush();
+        } else if line != self.last {
+            let _ = writeln!(err, "{line}");
+        }
+        self.last = line;
+    }
+
+    fn finish(&self) {
+        if self.tty {
+            eprintln!();
+        }
+    }
+}
+
+async fn wait(client: &OperatorClient, args: &Args) -> Result<Outcome, Error> {
+    let start = Instant::now();
+    let mut progress = Progress {
+        tty: std::io::stderr().is_terminal(),
+        last: String::new(),
+    };
+    let mut last_fleet: Option<FleetView> = None;
+    loop {
+        match client.fleet().await {
+            Ok(fleet) => {
+                progress.show(&fleet, start.elapsed());
+                let failed: Vec<&str> = fleet
+                    .nodes
+                    .iter()
+                    .filter(|n| n.state == NodeState::Failed)
+                    .map(|n| n.hostname.as_str())
+                    .collect();
+                let all_joined = fleet.nodes.iter().all(|n| n.state == NodeState::Joined);
+                if !failed.is_empty() || all_joined {
+                    progress.finish();
+                    print_fleet(&fleet, args.json)?;
+                    if all_joined {
+                        eprintln!("every node joined its Raft services");
+                        return Ok(Outcome::Ok);
+                    }
+                    eprintln!("failed: {}", failed.join(", "));
+                    return Ok(Outcome::ChangesPending);
+                }
+                last_fleet = Some(fleet);
+            }
+            // A restarting collector is not a reason to stop waiting; a refused identity is.
+            Err(ClientError::Transport { message, .. }) => {
+                tracing::warn!(error = %message, "collector unreachable; retrying");
+            }
+            Err(e) => {
+                progress.finish();
+                return Err(client_err(e));
+            }
+        }
+        if start.elapsed() >= args.timeout {
+            progress.finish();
+            if let Some(f) = &last_fleet {
+                print_fleet(f, args.json)?;
+            }
+            eprintln!(
+                "timed out after {} waiting for every node to join",
+                human_secs(args.timeout.as_secs())
+            );
+            return Ok(Outcome::ChangesPending);
+        }
+        let left = args.timeout.saturating_sub(start.elapsed());
+        tokio::time::sleep(args.interval.min(left)).await;
+    }
+}
