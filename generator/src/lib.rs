@@ -9,6 +9,7 @@ pub mod command;
 pub mod diag;
 pub mod error;
 pub mod inventory;
+pub mod luks;
 pub mod output;
 pub mod pki;
 pub mod render;

@@ -108,15 +108,19 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
         } else {
             plasma_pki::store::plan(&layout.secrets, &store_input, now)?
         };
-        let secret_changes = secrets.iter().any(SecretAction::changes_files);
+        let luks = if args.skip_certs { Vec::new() } else { crate::luks::missing(inv, &layout.secrets) };
+        let secret_changes = secrets.iter().any(SecretAction::changes_files) || !luks.is_empty();
         let changes = !plan.is_empty() || secret_changes;
         if args.json {
-            let doc = json!({ "changes": changes, "flake": plan, "secrets": secrets });
+            let doc = json!({ "changes": changes, "flake": plan, "secrets": secrets, "luks_passphrases": luks });
             println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| Error::Internal(e.to_string()))?);
         } else {
             print!("{}", plan.describe(&layout.flake));
             for a in &secrets {
                 println!("secrets: {a}");
+            }
+            for host in &luks {
+                println!("secrets: new LUKS passphrase for {host}");
             }
             if !changes {
                 println!("nothing to do: {} files up to date", plan.unchanged);
@@ -142,6 +146,9 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
     if !args.skip_certs {
         for action in plasma_pki::store::apply(&layout.secrets, &store_input, now)? {
             eprintln!("secrets: {action}");
+        }
+        for host in crate::luks::ensure(inv, &layout.secrets)? {
+            eprintln!("secrets: new LUKS passphrase for {host} ({})", crate::luks::key_path(&layout.secrets, &host).display());
         }
     }
     eprintln!(
