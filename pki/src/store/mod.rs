@@ -140,9 +140,13 @@ pub fn apply(
     let _lock = fsio::lock_exclusive(&layout.lock_file())?;
     let (actions, mut ca) = plan_locked(&layout, input, now)?;
     let specs = desired(input);
-    for action in &actions {
-        execute(&layout, input, &specs, &mut ca, action, now)?;
-    }
+    let mut written = Vec::new();
+    let result = actions
+        .iter()
+        .try_for_each(|action| execute(&layout, input, &specs, &mut ca, action, now, &mut written));
+    // Whatever got written before an error is complete and consistent: make it durable too.
+    fsio::sync_paths(&written)?;
+    result?;
     Ok(actions)
 }
 
@@ -215,23 +219,52 @@ pub fn rotate(
     };
     let stamp = timestamp(now)?;
     let mut actions = Vec::new();
+    let mut written = Vec::new();
+    let result = rotate_leaves(
+        &layout,
+        &ca,
+        input,
+        &leaves,
+        &stamp,
+        now,
+        &mut actions,
+        &mut written,
+    );
+    fsio::sync_paths(&written)?;
+    result?;
+    Ok(actions)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rotate_leaves(
+    layout: &Layout,
+    ca: &Ca,
+    input: &StoreInput,
+    leaves: &[LeafId],
+    stamp: &str,
+    now: OffsetDateTime,
+    actions: &mut Vec<SecretAction>,
+    written: &mut Vec<PathBuf>,
+) -> Result<(), PkiError> {
+    let specs = desired(input);
     for leaf in leaves {
-        let spec = &specs[&leaf];
-        ensure_leaf_dirs(&layout, &leaf)?;
+        let spec = &specs[leaf];
+        ensure_leaf_dirs(layout, leaf)?;
         let issued = ca.issue_at(spec, None, input.key_algorithm, now)?;
-        let key_path = layout.leaf_key(&leaf);
-        let cert_path = layout.leaf_cert(&leaf);
+        let key_path = layout.leaf_key(leaf);
+        let cert_path = layout.leaf_cert(leaf);
         let key_tmp = fsio::write_temp(&key_path, issued.key_pem.as_bytes(), MODE_KEY)?;
         let cert_tmp = fsio::write_temp(&cert_path, issued.cert_pem.as_bytes(), MODE_CERT)?;
         let mut kept = Vec::new();
         for (path, tmp) in [(&key_path, key_tmp), (&cert_path, cert_tmp)] {
             if fsio::exists(path)? {
-                let backup = backup_path(path, &stamp)?;
+                let backup = backup_path(path, stamp)?;
                 fs::hard_link(path, &backup)
                     .map_err(|e| PkiError::io("keep a copy of", path, e))?;
                 kept.push(backup);
             }
             fsio::persist(tmp, path, true)?;
+            written.push(path.clone());
         }
         if kept.is_empty() {
             actions.push(SecretAction::NewKey { leaf: leaf.clone() });
@@ -245,13 +278,14 @@ pub fn rotate(
             let copy = layout.node_ca_copy(h);
             if fsio::read_opt(&copy)?.as_deref() != Some(ca.cert_pem()) {
                 fsio::write_atomic(&copy, ca.cert_pem().as_bytes(), MODE_CERT, true)?;
+                written.push(copy);
                 actions.push(SecretAction::CopyCaCert {
                     hostname: h.clone(),
                 });
             }
         }
     }
-    Ok(actions)
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -541,6 +575,7 @@ fn execute(
     ca: &mut Option<Ca>,
     action: &SecretAction,
     now: OffsetDateTime,
+    written: &mut Vec<PathBuf>,
 ) -> Result<(), PkiError> {
     match action {
         SecretAction::CreateCa => *ca = Some(create_ca(layout, input, now)?),
@@ -550,18 +585,11 @@ fn execute(
             let issued = ca.issue_at(&specs[leaf], None, input.key_algorithm, now)?;
             // Key first: a crash in between leaves a key without certificate, which the next
             // run completes with the same key.
-            fsio::write_atomic(
-                &layout.leaf_key(leaf),
-                issued.key_pem.as_bytes(),
-                MODE_KEY,
-                false,
-            )?;
-            fsio::write_atomic(
-                &layout.leaf_cert(leaf),
-                issued.cert_pem.as_bytes(),
-                MODE_CERT,
-                true,
-            )?;
+            let (key_path, cert_path) = (layout.leaf_key(leaf), layout.leaf_cert(leaf));
+            fsio::write_atomic(&key_path, issued.key_pem.as_bytes(), MODE_KEY, false)?;
+            written.push(key_path);
+            fsio::write_atomic(&cert_path, issued.cert_pem.as_bytes(), MODE_CERT, true)?;
+            written.push(cert_path);
         }
         SecretAction::IssueCert { leaf, .. } => {
             let ca = need_ca(ca)?;
@@ -572,22 +600,16 @@ fn execute(
             let issued = ca
                 .issue_at(&specs[leaf], Some(&key_pem), input.key_algorithm, now)
                 .map_err(|e| e.in_file(&key_path))?;
-            fsio::write_atomic(
-                &layout.leaf_cert(leaf),
-                issued.cert_pem.as_bytes(),
-                MODE_CERT,
-                true,
-            )?;
+            let cert_path = layout.leaf_cert(leaf);
+            fsio::write_atomic(&cert_path, issued.cert_pem.as_bytes(), MODE_CERT, true)?;
+            written.push(cert_path);
         }
         SecretAction::CopyCaCert { hostname } => {
             let ca = need_ca(ca)?;
             ensure_leaf_dirs(layout, &LeafId::Node(hostname.clone()))?;
-            fsio::write_atomic(
-                &layout.node_ca_copy(hostname),
-                ca.cert_pem().as_bytes(),
-                MODE_CERT,
-                true,
-            )?;
+            let copy = layout.node_ca_copy(hostname);
+            fsio::write_atomic(&copy, ca.cert_pem().as_bytes(), MODE_CERT, true)?;
+            written.push(copy);
         }
         SecretAction::FixMode { path, to, .. } => fsio::set_mode(path, *to)?,
         SecretAction::Prune { hostname } => {
@@ -631,11 +653,17 @@ fn create_ca(layout: &Layout, input: &StoreInput, now: OffsetDateTime) -> Result
         MODE_CERT,
         false,
     )?;
+    // The CA is the one thing that cannot be re-created: make it durable right away.
+    fsio::sync_paths(&[
+        tmp.path().join("ca-key.pem"),
+        tmp.path().join("ca-cert.pem"),
+    ])?;
     // rename(2) replaces an empty ca/ but fails on a non-empty one: never over an existing CA.
     let dest = layout.ca_dir();
     fs::rename(tmp.path(), &dest).map_err(|e| PkiError::io("create", &dest, e))?;
     // Already renamed away: nothing left for TempDir to clean up.
     let _ = tmp.keep();
+    fsio::sync_paths(&[dest])?;
     Ok(ca)
 }
 
