@@ -4,9 +4,11 @@
 //! - [`sink`]: a report collector stand-in, a closed port and a black hole.
 //! - [`agent`]: runs `plasma-agent` commands in-process and captures their JSON logs.
 //! - [`pki`]: test certificates from `plasma-pki`.
+//! - [`nixopts`]: options our NixOS modules declare and options a Nix file sets (rnix).
 
 pub mod agent;
 pub mod net;
+pub mod nixopts;
 pub mod pki;
 pub mod sim;
 pub mod sink;
