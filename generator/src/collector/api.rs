@@ -414,17 +414,13 @@ async fn accept_discover(
     let source = peer.addr.map(|a| a.ip());
     if let Err(wait) = s.limiter.take(source) {
         let secs = wait.as_secs().max(1);
-        let mut resp = ApiError::new(
+        let mut e = ApiError::new(
             StatusCode::TOO_MANY_REQUESTS,
             "rate_limited",
             format!("too many discovery reports from this address; retry in {secs}s"),
-        )
-        .into_response();
-        resp.headers_mut().insert(
-            axum::http::header::RETRY_AFTER,
-            HeaderValue::from(secs),
         );
-        return Ok(resp);
+        e.retry_after = Some(secs);
+        return Err(e);
     }
     let report: DiscoverReport = read_json(headers, body).await?;
     let mac = check_discover(&report)?;

@@ -107,7 +107,11 @@ impl Metrics {
                 let _ = writeln!(out, "# TYPE {metric} gauge");
                 last_metric = metric;
             }
-            let _ = writeln!(out, "{metric}{{{labels}}} {value}");
+            if labels.is_empty() {
+                let _ = writeln!(out, "{metric} {value}");
+            } else {
+                let _ = writeln!(out, "{metric}{{{labels}}} {value}");
+            }
         }
         out.push_str("# HELP plasma_collector_request_duration_seconds Request latency by route.\n");
         out.push_str("# TYPE plasma_collector_request_duration_seconds histogram\n");
