@@ -19,7 +19,9 @@ let
     cp ${pkgs.ipxe}/undionly.kpxe ${pkgs.ipxe}/ipxe.efi $out/
   '';
 
-  collectorPort = lib.toInt (lib.last (lib.splitString ":" cfg.collector.listen));
+  portOf = listen: lib.toInt (lib.last (lib.splitString ":" listen));
+  collectorPort = portOf cfg.collector.listen;
+  bootPort = if cfg.collector.bootListen == null then null else portOf cfg.collector.bootListen;
 
   healthDir = "/run/centra-pxe-health";
   watched = {
@@ -182,8 +184,18 @@ in
 
     macScriptsUrl = mkOption {
       type = types.nullOr types.str;
-      default = if cfg.macScriptsDir == null then null else "http://${cfg.serverAddress}:${toString cfg.httpPort}/boot/mac";
-      defaultText = lib.literalExpression ''"http://''${serverAddress}:''${httpPort}/boot/mac" when macScriptsDir is set, else null'';
+      default =
+        if cfg.collector.enable && bootPort != null then
+          "http://${cfg.serverAddress}:${toString bootPort}/boot"
+        else if cfg.macScriptsDir != null then
+          "http://${cfg.serverAddress}:${toString cfg.httpPort}/boot/mac"
+        else
+          null;
+      defaultText = lib.literalExpression ''
+        the collector's boot listener (http://''${serverAddress}:<port of collector.bootListen>/boot)
+        when the collector runs with one, else http://''${serverAddress}:''${httpPort}/boot/mac
+        when macScriptsDir is set, else null
+      '';
       description = ''
         Base URL of per-machine iPXE scripts (`<url>/<mac>.ipxe`), tried before the selection by
         `nodes`. Must be plain http unless iPXE trusts the server's CA.
@@ -224,7 +236,17 @@ in
       listen = mkOption {
         type = types.str;
         default = "0.0.0.0:8443";
-        description = "Address and port the collector listens on (`--listen`).";
+        description = "Address and port of the collector's HTTPS API (`--listen`).";
+      };
+
+      bootListen = mkOption {
+        type = types.nullOr types.str;
+        default = "0.0.0.0:8081";
+        description = ''
+          Address and port of the collector's plain-HTTP boot listener (`--boot-listen`), which
+          answers `GET /boot/<mac>.ipxe` by install state (local boot once installed). boot.ipxe
+          chains it first (see `macScriptsUrl`). `null` turns it off.
+        '';
       };
 
       url = mkOption {
@@ -241,7 +263,10 @@ in
       dbPath = mkOption {
         type = types.str;
         default = "/var/lib/plasmagen-collector/collector.db";
-        description = "SQLite database of received reports (`--db`).";
+        description = ''
+          SQLite database of received reports (`--db`). The service runs as a dynamic user
+          that can only write under /var/lib/plasmagen-collector.
+        '';
       };
 
       inventoryFile = mkOption {
@@ -254,8 +279,9 @@ in
         type = types.str;
         example = "/srv/provisioning/out/secrets";
         description = ''
-          Directory of the generated per-node secrets (`--secrets`). A runtime path, never
-          copied to the store; it must be readable by the `plasmagen-collector` group.
+          The generated secrets directory. A runtime path, never copied to the store; systemd
+          hands the collector `pxe-server/pxe-server-{cert,key}.pem` and `ca/ca-cert.pem` from
+          it as credentials, so it may stay readable by root only.
         '';
       };
 
@@ -338,17 +364,14 @@ in
             67
             69
           ];
-          allowedTCPPorts = [ cfg.httpPort ] ++ lib.optional cfg.collector.enable collectorPort;
+          allowedTCPPorts = [
+            cfg.httpPort
+          ]
+          ++ lib.optionals cfg.collector.enable ([ collectorPort ] ++ lib.optional (bootPort != null) bootPort);
         };
       }
 
       (lib.mkIf cfg.collector.enable {
-        users.users.plasmagen-collector = {
-          isSystemUser = true;
-          group = "plasmagen-collector";
-        };
-        users.groups.plasmagen-collector = { };
-
         systemd.services.plasmagen-collector = {
           description = "PlasmaCloud collector (discovery and progress reports)";
           wantedBy = [ "multi-user.target" ];
@@ -364,13 +387,27 @@ in
                 cfg.collector.dbPath
                 "--inventory"
                 "${cfg.collector.inventoryFile}"
-                "--secrets"
-                cfg.collector.secretsDir
+                # %d: systemd's credentials directory (LoadCredential below).
+                "--tls-cert"
+                "%d/tls-cert"
+                "--tls-key"
+                "%d/tls-key"
+                "--client-ca"
+                "%d/client-ca"
+              ]
+              ++ lib.optionals (cfg.collector.bootListen != null) [
+                "--boot-listen"
+                cfg.collector.bootListen
               ]
               ++ cfg.collector.extraArgs
             );
-            User = "plasmagen-collector";
-            Group = "plasmagen-collector";
+            # systemd reads the key as root and gives the unprivileged service a private copy.
+            LoadCredential = [
+              "tls-cert:${cfg.collector.secretsDir}/pxe-server/pxe-server-cert.pem"
+              "tls-key:${cfg.collector.secretsDir}/pxe-server/pxe-server-key.pem"
+              "client-ca:${cfg.collector.secretsDir}/ca/ca-cert.pem"
+            ];
+            DynamicUser = true;
             StateDirectory = "plasmagen-collector";
             StateDirectoryMode = "0750";
             Restart = "on-failure";
@@ -379,8 +416,6 @@ in
             ProtectSystem = "strict";
             ProtectHome = true;
             PrivateTmp = true;
-            # "-": a missing directory must not stop the unit; StateDirectory covers the default.
-            ReadWritePaths = [ "-${builtins.dirOf cfg.collector.dbPath}" ];
           };
         };
       })

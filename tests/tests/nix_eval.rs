@@ -353,6 +353,11 @@ fn boot_script_selects_profiles_by_mac() {
     ));
     // No defaultProfile: unknown machines go on to their next boot device.
     assert!(lines.contains(&"exit"));
+    // The collector's boot listener answers first (local boot once a node is installed).
+    assert_eq!(
+        lines[2],
+        "chain --autofree http://10.0.100.10:8081/boot/${netX/mac}.ipxe || echo No per-machine script; choosing by MAC"
+    );
     assert!(!text.contains("/boot/mac/"));
 }
 
@@ -372,13 +377,23 @@ fn http_tftp_firewall_and_collector() {
     assert_eq!(cfg["services"]["atftpd"]["enable"], json!(true));
     assert_eq!(
         cfg["networking"]["firewall"]["interfaces"]["eth0"],
-        json!({ "allowedUDPPorts": [67, 69], "allowedTCPPorts": [8080, 8443] })
+        json!({ "allowedUDPPorts": [67, 69], "allowedTCPPorts": [8080, 8443, 8081] })
     );
     let collector = &cfg["systemd"]["services"]["plasmagen-collector"]["serviceConfig"];
     assert_eq!(
         collector["ExecStart"],
-        "/nix/store/00000000000000000000000000000000-plasmagen/bin/plasmagen collector --listen 0.0.0.0:8443 --db /var/lib/plasmagen-collector/collector.db --inventory /srv/provisioning/inventory.toml --secrets /srv/provisioning/secrets"
+        "/nix/store/00000000000000000000000000000000-plasmagen/bin/plasmagen collector --listen 0.0.0.0:8443 --db /var/lib/plasmagen-collector/collector.db --inventory /srv/provisioning/inventory.toml --tls-cert %d/tls-cert --tls-key %d/tls-key --client-ca %d/client-ca --boot-listen 0.0.0.0:8081"
     );
+    // The key reaches the unprivileged service as a systemd credential, never via the store.
+    assert_eq!(
+        collector["LoadCredential"],
+        json!([
+            "tls-cert:/srv/provisioning/secrets/pxe-server/pxe-server-cert.pem",
+            "tls-key:/srv/provisioning/secrets/pxe-server/pxe-server-key.pem",
+            "client-ca:/srv/provisioning/secrets/ca/ca-cert.pem",
+        ])
+    );
+    assert_eq!(collector["DynamicUser"], json!(true));
     assert_eq!(collector["StateDirectory"], "plasmagen-collector");
     // /health reflects the units it watches, collector included.
     let health = &cfg["systemd"]["services"]["centra-pxe-health"]["after"];
@@ -399,6 +414,7 @@ fn netboot_images_and_mac_scripts_are_served() {
         r#"enable = true;
   defaultProfile = "worker";
   macScriptsDir = "/srv/provisioning/out/pxe/mac";
+  collector.bootListen = null;
   netbootImages.worker = { type = "derivation"; name = "netboot-worker"; outPath = "/nix/store/11111111111111111111111111111111-netboot-worker"; };
   interface"#,
     );

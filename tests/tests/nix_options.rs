@@ -62,6 +62,7 @@ fn pxe_server_options() {
             "collector.enable",
             "collector.package",
             "collector.listen",
+            "collector.bootListen",
             "collector.url",
             "collector.dbPath",
             "collector.inventoryFile",
