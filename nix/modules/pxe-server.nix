@@ -171,6 +171,17 @@ in
       '';
     };
 
+    ipxeDir = mkOption {
+      type = types.nullOr types.path;
+      default = null;
+      example = lib.literalExpression "./pxe";
+      description = ''
+        Directory of ready-made iPXE scripts (plasmagen's PXE output: `boot.ipxe`,
+        `nodes/<mac>.ipxe`, `discovery.ipxe`), served at `/boot/ipxe/`. When set, its
+        `boot.ipxe` replaces the one this module writes from `nodes`; DHCP is unchanged.
+      '';
+    };
+
     macScriptsDir = mkOption {
       type = types.nullOr types.path;
       default = null;
@@ -318,13 +329,18 @@ in
               }
             ];
             locations = {
-              "= /boot/ipxe/boot.ipxe".alias = "${bootScript}";
               "= /health" = {
                 alias = "${healthDir}/health.json";
                 extraConfig = "default_type application/json;";
               };
               "/boot/".alias = "${cfg.bootDir}/";
             }
+            // (
+              if cfg.ipxeDir == null then
+                { "= /boot/ipxe/boot.ipxe".alias = "${bootScript}"; }
+              else
+                { "/boot/ipxe/".alias = "${cfg.ipxeDir}/"; }
+            )
             // lib.optionalAttrs (cfg.macScriptsDir != null) {
               "/boot/mac/".alias = "${cfg.macScriptsDir}/";
             }

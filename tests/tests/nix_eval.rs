@@ -530,3 +530,38 @@ fn netboot_without_keys_fails_its_assertion() {
             .contains("sshAuthorizedKeys")
     );
 }
+
+#[test]
+fn generated_ipxe_directory_replaces_the_module_script() {
+    let settings = RUNBOOK_PXE.replace(
+        "enable = true;\n  interface",
+        "enable = true;\n  ipxeDir = \"/srv/provisioning/out/pxe\";\n  interface",
+    );
+    let locations = stub_eval(
+        PXE,
+        &settings,
+        "{ }",
+        "config.services.nginx.virtualHosts.centra-pxe.locations",
+    )
+    .unwrap();
+    assert_eq!(
+        locations["/boot/ipxe/"]["alias"],
+        "/srv/provisioning/out/pxe/"
+    );
+    assert!(
+        locations.get("= /boot/ipxe/boot.ipxe").is_none(),
+        "{locations}"
+    );
+    // DHCP still hands iPXE the same URL.
+    let classes = stub_eval(
+        PXE,
+        &settings,
+        "{ }",
+        "config.services.kea.dhcp4.settings.client-classes",
+    )
+    .unwrap();
+    assert_eq!(
+        classes[0]["boot-file-name"],
+        "http://10.0.100.10:8080/boot/ipxe/boot.ipxe"
+    );
+}

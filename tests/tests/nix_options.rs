@@ -54,6 +54,7 @@ fn pxe_server_options() {
             "nodes.<name>.hostname",
             "nodes.<name>.ipAddress",
             "defaultProfile",
+            "ipxeDir",
             "macScriptsDir",
             "macScriptsUrl",
             "bootDir",
