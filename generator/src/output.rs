@@ -39,8 +39,9 @@ pub struct Plan {
     pub remove: Vec<PathBuf>,
     #[serde(skip)]
     pub unchanged: usize,
+    /// Path, bytes, mode.
     #[serde(skip)]
-    contents: Vec<(PathBuf, Vec<u8>)>,
+    contents: Vec<(PathBuf, Vec<u8>, u32)>,
     #[serde(skip)]
     manifest: Option<Vec<u8>>,
 }
@@ -124,18 +125,31 @@ pub fn plan(root: &Path, rendered: &Rendered) -> Result<Plan, OutputError> {
     let mut plan = Plan::default();
     for (rel, new) in &rendered.files {
         let path = root.join(rel);
+        let mode = if rendered.executable.contains(rel) { 0o755 } else { 0o644 };
         match fs::read(&path) {
-            Ok(old) if old == *new => plan.unchanged += 1,
+            Ok(old) if old == *new => {
+                use std::os::unix::fs::PermissionsExt;
+                let old_mode = fs::metadata(&path).map_err(err(&path, "cannot stat"))?.permissions().mode() & 0o777;
+                if old_mode == mode {
+                    plan.unchanged += 1;
+                } else {
+                    plan.change.push(Change {
+                        path: rel.clone(),
+                        diff: Some(format!("mode {old_mode:o} -> {mode:o}\n")),
+                    });
+                    plan.contents.push((rel.clone(), new.clone(), mode));
+                }
+            }
             Ok(old) => {
                 plan.change.push(Change {
                     path: rel.clone(),
                     diff: unified_diff(rel, &old, new),
                 });
-                plan.contents.push((rel.clone(), new.clone()));
+                plan.contents.push((rel.clone(), new.clone(), mode));
             }
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 plan.create.push(rel.clone());
-                plan.contents.push((rel.clone(), new.clone()));
+                plan.contents.push((rel.clone(), new.clone(), mode));
             }
             Err(e) => return Err(err(&path, "cannot read")(e)),
         }
@@ -177,8 +191,8 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), OutputEr
 
 /// Carry out a plan. Files that did not change are not touched (bytes and mtimes stay).
 pub fn apply(root: &Path, plan: &Plan) -> Result<(), OutputError> {
-    for (rel, bytes) in &plan.contents {
-        write_atomic(&root.join(rel), bytes, 0o644)?;
+    for (rel, bytes, mode) in &plan.contents {
+        write_atomic(&root.join(rel), bytes, *mode)?;
     }
     for rel in &plan.remove {
         let path = root.join(rel);

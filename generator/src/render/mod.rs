@@ -8,8 +8,9 @@ pub mod flake;
 pub mod nix;
 pub mod node;
 pub mod pxe;
+pub mod scripts;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use crate::inventory::Inventory;
@@ -37,6 +38,8 @@ pub enum RenderError {
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Rendered {
     pub files: BTreeMap<PathBuf, Vec<u8>>,
+    /// Paths among `files` written with mode 0755 (the operator scripts).
+    pub executable: BTreeSet<PathBuf>,
 }
 
 impl Rendered {
@@ -47,6 +50,13 @@ impl Rendered {
             bytes.push(b'\n');
         }
         self.files.insert(path.into(), bytes);
+    }
+
+    /// A text file written with the executable bit.
+    fn add_executable(&mut self, path: impl Into<PathBuf>, contents: impl Into<Vec<u8>>) {
+        let path = path.into();
+        self.executable.insert(path.clone());
+        self.add(path, contents);
     }
 
     /// A `.nix` file: parsed with rnix before it is accepted.
@@ -72,6 +82,7 @@ pub fn render_flake(inv: &Inventory) -> Result<Rendered, RenderError> {
     dhcp::render(inv, &mut out)?;
     dns::render(inv, &mut out)?;
     pxe::render(inv, &mut out)?;
+    scripts::render(inv, &mut out)?;
     // Nodes are independent: render them on both cores.
     let chunks: Vec<&[crate::inventory::Node]> = inv.nodes.chunks(inv.nodes.len().div_ceil(2).max(1)).collect();
     let results: Vec<Result<Rendered, RenderError>> = std::thread::scope(|s| {
