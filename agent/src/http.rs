@@ -55,10 +55,13 @@ pub struct HttpError(pub String);
 impl Http {
     /// `need_tls`: some configured URL is https, so the TLS files must be usable.
     pub fn new(tls: &TlsPaths, insecure: bool, need_tls: bool) -> Result<Http, ConfigError> {
+        // reqwest is built without a bundled provider; an already installed one is fine too.
+        let _ = rustls::crypto::ring::default_provider().install_default();
         let mut b = Client::builder()
             .redirect(redirect::Policy::none())
             .no_proxy()
             .connect_timeout(CONNECT_TIMEOUT)
+            .tcp_nodelay(true)
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("plasma-agent/", env!("CARGO_PKG_VERSION")));
         let identity = load_identity(tls);

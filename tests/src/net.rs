@@ -80,6 +80,8 @@ impl Listener for FaultyListener {
             let Ok((stream, peer)) = self.tcp.accept().await else {
                 continue;
             };
+            // Like real servers: without it, small TLS records wait for delayed ACKs (40 ms).
+            let _ = stream.set_nodelay(true);
             {
                 let mut f = self.faults.lock().unwrap();
                 f.accepted += 1;
