@@ -135,7 +135,12 @@ fn changed_inventory_rewrites_only_affected_files() {
             "dns/200.0.10.in-addr.arpa.zone",
             "dns/example.com.zone",
             "nodes/node05.example.com/cluster-config.json",
-            "nodes/node05.example.com/configuration.nix"
+            "nodes/node05.example.com/configuration.nix",
+            // The operator scripts carry the node table (production IPs included).
+            "scripts/decommission.sh",
+            "scripts/provision.sh",
+            "scripts/rolling-update.sh",
+            "scripts/verify-cluster.sh"
         ]
     );
 }
