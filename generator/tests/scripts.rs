@@ -1158,3 +1158,30 @@ fn decommission_refuses_what_it_should() {
         ]
     );
 }
+
+#[test]
+fn generate_restores_the_executable_bit_and_leaves_other_modes_alone() {
+    let env = Env::runbook();
+    let script = env.script_path("verify-cluster.sh");
+    fs::set_permissions(&script, fs::Permissions::from_mode(0o644)).expect("chmod");
+    let mode = |p: &std::path::Path| fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&env.flake.join("flake.nix")), 0o644);
+    let inv = env.root.join("inventory.toml");
+    let o = common::plasmagen()
+        .args(["generate", "--dry-run"])
+        .arg(&inv)
+        .arg("--out")
+        .arg(env.root.join("out"))
+        .output()
+        .expect("run plasmagen");
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "a mode change is a change: {}",
+        show(&o)
+    );
+    assert!(text(&o.stdout).contains("mode 644 -> 755"), "{}", show(&o));
+    generate(&inv, &env.root.join("out"));
+    assert_eq!(mode(&script), 0o755);
+    assert_eq!(mode(&env.flake.join("flake.nix")), 0o644);
+}
