@@ -94,9 +94,8 @@ pub(crate) fn persist(
 
 /// fsync the given files and then their directories (which persists the renames).
 ///
-/// Done once at the end of a run rather than per file: on ext4 the first fsync commits the
-/// journal with everything written so far, so the rest are cheap, whereas one fsync per file
-/// made 1,000 nodes take many seconds on a busy disk.
+/// Called once at the end of a run, not after each write, so the writes are not serialised
+/// behind one flush each.
 pub(crate) fn sync_paths(paths: &[std::path::PathBuf]) -> Result<(), PkiError> {
     let mut dirs = std::collections::BTreeSet::new();
     for p in paths {

@@ -140,12 +140,14 @@ pub fn apply(
     let _lock = fsio::lock_exclusive(&layout.lock_file())?;
     let (actions, mut ca) = plan_locked(&layout, input, now)?;
     let specs = desired(input);
-    let mut written = Vec::new();
+    let mut durable = Vec::new();
     let result = actions
         .iter()
-        .try_for_each(|action| execute(&layout, input, &specs, &mut ca, action, now, &mut written));
-    // Whatever got written before an error is complete and consistent: make it durable too.
-    fsio::sync_paths(&written)?;
+        .try_for_each(|action| execute(&layout, input, &specs, &mut ca, action, now, &mut durable));
+    // Keys are the files whose loss needs the operator: fsync them (and, through their
+    // directories, the certificate renames next to them) once at the end. A certificate or CA
+    // copy lost in a crash is only re-issued or re-copied by the next run.
+    fsio::sync_paths(&durable)?;
     result?;
     Ok(actions)
 }
@@ -219,7 +221,7 @@ pub fn rotate(
     };
     let stamp = timestamp(now)?;
     let mut actions = Vec::new();
-    let mut written = Vec::new();
+    let mut durable = Vec::new();
     let result = rotate_leaves(
         &layout,
         &ca,
@@ -228,9 +230,9 @@ pub fn rotate(
         &stamp,
         now,
         &mut actions,
-        &mut written,
+        &mut durable,
     );
-    fsio::sync_paths(&written)?;
+    fsio::sync_paths(&durable)?;
     result?;
     Ok(actions)
 }
@@ -244,7 +246,7 @@ fn rotate_leaves(
     stamp: &str,
     now: OffsetDateTime,
     actions: &mut Vec<SecretAction>,
-    written: &mut Vec<PathBuf>,
+    durable: &mut Vec<PathBuf>,
 ) -> Result<(), PkiError> {
     let specs = desired(input);
     for leaf in leaves {
@@ -264,7 +266,9 @@ fn rotate_leaves(
                 kept.push(backup);
             }
             fsio::persist(tmp, path, true)?;
-            written.push(path.clone());
+            if *path == key_path {
+                durable.push(path.clone());
+            }
         }
         if kept.is_empty() {
             actions.push(SecretAction::NewKey { leaf: leaf.clone() });
@@ -278,7 +282,6 @@ fn rotate_leaves(
             let copy = layout.node_ca_copy(h);
             if fsio::read_opt(&copy)?.as_deref() != Some(ca.cert_pem()) {
                 fsio::write_atomic(&copy, ca.cert_pem().as_bytes(), MODE_CERT, true)?;
-                written.push(copy);
                 actions.push(SecretAction::CopyCaCert {
                     hostname: h.clone(),
                 });
@@ -575,7 +578,7 @@ fn execute(
     ca: &mut Option<Ca>,
     action: &SecretAction,
     now: OffsetDateTime,
-    written: &mut Vec<PathBuf>,
+    durable: &mut Vec<PathBuf>,
 ) -> Result<(), PkiError> {
     match action {
         SecretAction::CreateCa => *ca = Some(create_ca(layout, input, now)?),
@@ -587,9 +590,8 @@ fn execute(
             // run completes with the same key.
             let (key_path, cert_path) = (layout.leaf_key(leaf), layout.leaf_cert(leaf));
             fsio::write_atomic(&key_path, issued.key_pem.as_bytes(), MODE_KEY, false)?;
-            written.push(key_path);
+            durable.push(key_path);
             fsio::write_atomic(&cert_path, issued.cert_pem.as_bytes(), MODE_CERT, true)?;
-            written.push(cert_path);
         }
         SecretAction::IssueCert { leaf, .. } => {
             let ca = need_ca(ca)?;
@@ -602,14 +604,12 @@ fn execute(
                 .map_err(|e| e.in_file(&key_path))?;
             let cert_path = layout.leaf_cert(leaf);
             fsio::write_atomic(&cert_path, issued.cert_pem.as_bytes(), MODE_CERT, true)?;
-            written.push(cert_path);
         }
         SecretAction::CopyCaCert { hostname } => {
             let ca = need_ca(ca)?;
             ensure_leaf_dirs(layout, &LeafId::Node(hostname.clone()))?;
             let copy = layout.node_ca_copy(hostname);
             fsio::write_atomic(&copy, ca.cert_pem().as_bytes(), MODE_CERT, true)?;
-            written.push(copy);
         }
         SecretAction::FixMode { path, to, .. } => fsio::set_mode(path, *to)?,
         SecretAction::Prune { hostname } => {
@@ -668,6 +668,10 @@ fn create_ca(layout: &Layout, input: &StoreInput, now: OffsetDateTime) -> Result
 }
 
 fn ensure_leaf_dirs(layout: &Layout, leaf: &LeafId) -> Result<(), PkiError> {
+    // The common case (a node's second file) needs one stat instead of five failing mkdirs.
+    if layout.leaf_dir(leaf).is_dir() {
+        return Ok(());
+    }
     for (dir, mode) in layout.leaf_dirs(leaf) {
         fsio::ensure_dir(&dir, mode)?;
     }
