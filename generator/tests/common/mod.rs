@@ -5,7 +5,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 pub fn plasmagen() -> Command {
@@ -26,7 +29,11 @@ pub fn generate(inventory: &Path, out: &Path) -> Output {
         .arg(out)
         .output()
         .expect("run plasmagen");
-    assert!(o.status.success(), "generate failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "generate failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     o
 }
 
@@ -36,7 +43,10 @@ pub fn require_tool(tool: &str, package: &str) {
         .map(|p| std::env::split_paths(&p).any(|d| d.join(tool).is_file()))
         .unwrap_or(false)
         || Path::new("/usr/sbin").join(tool).is_file();
-    assert!(found, "`{tool}` not found: install the Debian package `{package}` (scripts/test.sh does)");
+    assert!(
+        found,
+        "`{tool}` not found: install the Debian package `{package}` (scripts/test.sh does)"
+    );
 }
 
 /// Evaluate a Nix expression strictly with the real evaluator, in `dir`.
