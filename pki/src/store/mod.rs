@@ -668,12 +668,14 @@ fn create_ca(layout: &Layout, input: &StoreInput, now: OffsetDateTime) -> Result
 }
 
 fn ensure_leaf_dirs(layout: &Layout, leaf: &LeafId) -> Result<(), PkiError> {
-    // The common case (a node's second file) needs one stat instead of five failing mkdirs.
+    // A stat is much cheaper than a failing mkdir, and most of these directories exist.
     if layout.leaf_dir(leaf).is_dir() {
         return Ok(());
     }
     for (dir, mode) in layout.leaf_dirs(leaf) {
-        fsio::ensure_dir(&dir, mode)?;
+        if !dir.is_dir() {
+            fsio::ensure_dir(&dir, mode)?;
+        }
     }
     Ok(())
 }
