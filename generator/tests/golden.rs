@@ -1,4 +1,5 @@
 //! Golden files: every case under tests/cases/<name>/ renders exactly its expected/ tree.
+//! (Certificates are random, so the flake is rendered with --skip-certs.)
 //! Update after an intended change with `UPDATE_GOLDEN=1 cargo test -p plasmagen --test golden`.
 
 mod common;
@@ -6,12 +7,12 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use common::{files_under, generate, repo_root};
+use common::{files_under, generate_flake_only, repo_root};
 
 fn check_case(name: &str) {
     let case = repo_root().join("tests/cases").join(name);
     let out = tempfile::tempdir().expect("tempdir");
-    generate(&case.join("inventory.toml"), out.path());
+    generate_flake_only(&case.join("inventory.toml"), out.path());
     let actual_root = out.path().join("flake");
     let expected_root = case.join("expected/flake");
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();

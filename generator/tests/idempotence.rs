@@ -134,6 +134,7 @@ fn changed_inventory_rewrites_only_affected_files() {
         [
             "dns/200.0.10.in-addr.arpa.zone",
             "dns/example.com.zone",
+            "inventory.toml",
             "nodes/node05.example.com/cluster-config.json",
             "nodes/node05.example.com/configuration.nix",
             // The operator scripts carry the node table (production IPs included).

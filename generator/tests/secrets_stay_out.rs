@@ -5,6 +5,7 @@
 mod common;
 
 use std::fs;
+use std::path::Path;
 
 use common::{files_under, generate, repo_root};
 use rnix::SyntaxKind;
@@ -26,6 +27,12 @@ fn flake_has_no_pem_and_no_secret_nix_paths() {
     for rel in files_under(&flake) {
         let bytes = fs::read(flake.join(&rel)).unwrap();
         let text = String::from_utf8_lossy(&bytes);
+        if rel == Path::new("pki/ca-cert.pem") {
+            // The one PEM allowed: the public CA certificate, identical to the secrets' copy.
+            assert_eq!(bytes, fs::read(secrets.join("ca/ca-cert.pem")).unwrap());
+            assert!(text.starts_with("-----BEGIN CERTIFICATE-----"));
+            continue;
+        }
         assert!(!text.contains("-----BEGIN"), "{} contains PEM material", rel.display());
         assert!(!text.contains("PRIVATE KEY"), "{} mentions a private key block", rel.display());
         if rel.extension().is_some_and(|e| e == "nix") {
@@ -45,6 +52,7 @@ fn flake_has_no_pem_and_no_secret_nix_paths() {
     }
     // The TLS paths are there, as strings.
     assert!(string_mentions >= 5 * 3, "TLS key paths as runtime strings: {string_mentions}");
+    assert!(flake.join("pki/ca-cert.pem").exists(), "the flake carries the CA certificate");
     for f in files_under(&flake) {
         let bytes = fs::read(flake.join(&f)).unwrap();
         for k in &keys {

@@ -57,6 +57,8 @@
                     enable = true;
                     inherit profile;
                     sshAuthorizedKeys = {{ ssh_keys }};
+                    # The CA certificate is public; netbooted machines verify the collector with it.
+                    collectorCaFile = if builtins.pathExists ./pki/ca-cert.pem then ./pki/ca-cert.pem else null;
                   };
                   system.stateVersion = {{ state_version }};
                 }
@@ -82,6 +84,11 @@
           modules = [
             plasmacloud-provisioning.nixosModules.pxe-server
             ./pxe-server.nix
+            {
+              services.centra-pxe-server.netbootImages = nixpkgs.lib.genAttrs {{ profile_list }} (
+                profile: self.packages.${system}."netboot-${profile}"
+              );
+            }
           ];
         };
       };

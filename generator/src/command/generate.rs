@@ -87,28 +87,22 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
     print_warnings(&loaded.warnings);
     let inv = &loaded.inventory;
     let layout = layout(&args.out, args.secrets.as_deref())?;
-    let mut rendered = render::render_flake(inv)?;
-    // SOURCE_DATE_EPOCH pins the date for reproducible output (golden tests, packaging).
-    let today = std::env::var("SOURCE_DATE_EPOCH")
-        .ok()
-        .and_then(|s| s.parse::<i64>().ok())
-        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
-        .unwrap_or_else(time::OffsetDateTime::now_utc)
-        .date();
-    let yyyymmdd = today.year() as u32 * 10_000 + u32::from(u8::from(today.month())) * 100 + u32::from(today.day());
-    render::dns::settle_serials(&mut rendered, &layout.flake, yyyymmdd);
-
     let store_input = crate::pki::store_input(inv, args.renew_before, args.prune_secrets);
     let now = time::OffsetDateTime::now_utc();
 
     if args.dry_run {
-        let plan = output::plan(&layout.flake, &rendered)?;
         let secrets: Vec<SecretAction> = if args.skip_certs {
             Vec::new()
         } else {
             plasma_pki::store::plan(&layout.secrets, &store_input, now)?
         };
         let luks = if args.skip_certs { Vec::new() } else { crate::luks::missing(inv, &layout.secrets) };
+        let rendered = render_all(inv, &layout)?;
+        let mut plan = output::plan(&layout.flake, &rendered)?;
+        if secrets.contains(&SecretAction::CreateCa) {
+            // The flake's public copy of the CA certificate appears once the CA exists.
+            plan.create.push(CA_COPY.into());
+        }
         let secret_changes = secrets.iter().any(SecretAction::changes_files) || !luks.is_empty();
         let changes = !plan.is_empty() || secret_changes;
         if args.json {
@@ -140,8 +134,7 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
         .map_err(|source| Error::Io { path: lock_path.clone(), source })?;
     lock.lock().map_err(|source| Error::Io { path: lock_path.clone(), source })?;
 
-    let plan = output::plan(&layout.flake, &rendered)?;
-    output::apply(&layout.flake, &plan)?;
+    // Secrets first: the flake carries the public CA certificate.
     ensure_private_dir(&layout.secrets)?;
     if !args.skip_certs {
         for action in plasma_pki::store::apply(&layout.secrets, &store_input, now)? {
@@ -151,6 +144,9 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
             eprintln!("secrets: new LUKS passphrase for {host} ({})", crate::luks::key_path(&layout.secrets, &host).display());
         }
     }
+    let rendered = render_all(inv, &layout)?;
+    let plan = output::plan(&layout.flake, &rendered)?;
+    output::apply(&layout.flake, &plan)?;
     eprintln!(
         "{}: {} created, {} changed, {} removed, {} unchanged",
         layout.flake.display(),
@@ -160,6 +156,37 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
         plan.unchanged
     );
     Ok(Outcome::Ok)
+}
+
+/// Where the flake keeps its copy of the CA certificate (public: netboot images verify the
+/// collector with it).
+pub const CA_COPY: &str = "pki/ca-cert.pem";
+
+/// Render the flake, add the CA certificate when there is one, settle DNS serials.
+fn render_all(inv: &inventory::Inventory, layout: &Layout) -> Result<render::Rendered, Error> {
+    let mut rendered = render::render_flake(inv)?;
+    let ca = plasma_pki::store::Layout::new(&layout.secrets).ca_cert();
+    match fs::read(&ca) {
+        Ok(pem) => {
+            // Only ever the certificate: refuse to copy anything holding a private key.
+            if String::from_utf8_lossy(&pem).contains("PRIVATE KEY") {
+                return Err(Error::Usage(format!("{}: contains a private key; refusing to copy it into the flake", ca.display())));
+            }
+            rendered.files.insert(CA_COPY.into(), pem);
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => return Err(Error::Io { path: ca, source }),
+    }
+    // SOURCE_DATE_EPOCH pins the date for reproducible output (golden tests, packaging).
+    let today = std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|s| s.parse::<i64>().ok())
+        .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
+        .unwrap_or_else(time::OffsetDateTime::now_utc)
+        .date();
+    let yyyymmdd = today.year() as u32 * 10_000 + u32::from(u8::from(today.month())) * 100 + u32::from(today.day());
+    render::dns::settle_serials(&mut rendered, &layout.flake, yyyymmdd);
+    Ok(rendered)
 }
 
 /// Create a directory with mode 0700 (or tighten an existing one).

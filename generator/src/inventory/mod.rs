@@ -22,6 +22,8 @@ pub const DEFAULT_CERT_VALIDITY_DAYS: u32 = 365;
 pub struct Inventory {
     /// The file it was read from, as given on the command line.
     pub source: PathBuf,
+    /// Its text, copied into the flake for the collector (it holds no secret).
+    pub source_text: String,
     pub cluster: Cluster,
     pub provisioning: ProvisioningNetwork,
     pub production: ProductionNetwork,

@@ -383,6 +383,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Parsed, Vec<Diagnostic>> 
     Ok(Parsed {
         inventory: Inventory {
             source: path.to_path_buf(),
+            source_text: text.to_string(),
             cluster,
             provisioning,
             production,

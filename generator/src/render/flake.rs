@@ -18,6 +18,52 @@ struct FlakeNix {
     state_version: String,
     nodes: Vec<FlakeNode>,
     profiles: Vec<&'static str>,
+    profile_list: String,
+}
+
+#[derive(Template)]
+#[template(path = "flake/pxe-server.nix", escape = "none")]
+struct PxeServerNix {
+    cluster: String,
+    interface: String,
+    server_address: String,
+    subnet: String,
+    netmask: String,
+    broadcast: String,
+    prefix: u8,
+    range_start: String,
+    range_end: String,
+    router: String,
+    nameservers: String,
+    domain: String,
+    discovery_profile: String,
+    nodes: Vec<PxeNode>,
+    collector_url: String,
+    collector_listen: String,
+    boot_listen: String,
+    inventory_file: String,
+    secrets_dir: String,
+    ssh_keys: String,
+    state_version: String,
+}
+
+struct PxeNode {
+    mac: String,
+    profile: String,
+    hostname: String,
+    ip: String,
+}
+
+/// Where the operator copies `<out>/secrets` on the provisioning server.
+pub const PXE_SERVER_SECRETS_DIR: &str = "/var/lib/plasmacloud/secrets";
+
+/// The inventory's copy inside the flake (the collector reads it).
+pub fn inventory_copy_name(inv: &Inventory) -> &'static str {
+    if inv.source.extension().is_some_and(|e| e.eq_ignore_ascii_case("json")) {
+        "inventory.json"
+    } else {
+        "inventory.toml"
+    }
 }
 
 struct FlakeNode {
@@ -68,8 +114,45 @@ pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
             })
             .collect(),
         profiles: Role::ALL.iter().map(|r| r.as_str()).collect(),
+        profile_list: nix::string_list(&Role::ALL.iter().map(|r| r.as_str()).collect::<Vec<_>>()),
     };
     out.add_nix("flake.nix", "flake/flake.nix", flake.render().map_err(askama_err("flake/flake.nix"))?)?;
+
+    let p = &inv.provisioning;
+    let pxe = PxeServerNix {
+        cluster: c.name.clone(),
+        interface: nix::string(&p.interface),
+        server_address: nix::string(&p.pxe_server.to_string()),
+        subnet: nix::string(&p.subnet.network.to_string()),
+        netmask: nix::string(&p.subnet.netmask().to_string()),
+        broadcast: nix::string(&p.subnet.broadcast().to_string()),
+        prefix: p.subnet.prefix,
+        range_start: nix::string(&p.dhcp_range.0.to_string()),
+        range_end: nix::string(&p.dhcp_range.1.to_string()),
+        router: nix::string(&p.gateway.to_string()),
+        nameservers: nix::string_list(&p.nameservers.iter().map(|n| n.to_string()).collect::<Vec<_>>()),
+        domain: nix::string(&c.domain),
+        discovery_profile: nix::string(super::pxe::DISCOVERY_PROFILE.as_str()),
+        nodes: inv
+            .nodes
+            .iter()
+            .map(|n| PxeNode {
+                mac: nix::string(n.mac.as_str()),
+                profile: nix::string(n.role.as_str()),
+                hostname: nix::string(&n.hostname),
+                ip: nix::string(&n.provisioning_ip.to_string()),
+            })
+            .collect(),
+        collector_url: nix::string(&c.collector_url),
+        collector_listen: nix::string(&format!("0.0.0.0:{}", super::firewall::collector_port(&c.collector_url))),
+        boot_listen: nix::string(&format!("0.0.0.0:{}", super::pxe::COLLECTOR_BOOT_PORT)),
+        inventory_file: inventory_copy_name(inv).to_string(),
+        secrets_dir: nix::string(PXE_SERVER_SECRETS_DIR),
+        ssh_keys: nix::string_list(&c.ssh_authorized_keys),
+        state_version: nix::string(&c.state_version),
+    };
+    out.add_nix("pxe-server.nix", "flake/pxe-server.nix", pxe.render().map_err(askama_err("flake/pxe-server.nix"))?)?;
+    out.add(inventory_copy_name(inv), inv.source_text.clone());
 
     let base = BaseNix {
         cluster: c.name.clone(),

@@ -83,3 +83,18 @@ pub fn files_under(root: &Path) -> Vec<PathBuf> {
     out.sort();
     out
 }
+
+/// `generate --skip-certs`: the flake alone, byte-for-byte reproducible (golden files).
+pub fn generate_flake_only(inventory: &Path, out: &Path) -> Output {
+    let o = plasmagen()
+        .env("SOURCE_DATE_EPOCH", "1764000000")
+        .arg("generate")
+        .arg(inventory)
+        .arg("--out")
+        .arg(out)
+        .arg("--skip-certs")
+        .output()
+        .expect("run plasmagen");
+    assert!(o.status.success(), "generate failed: {}", String::from_utf8_lossy(&o.stderr));
+    o
+}

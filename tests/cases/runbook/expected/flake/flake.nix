@@ -57,6 +57,8 @@
                     enable = true;
                     inherit profile;
                     sshAuthorizedKeys = [ "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBkd86f/K36q5Khr2jtCpqAhME6U6WYvfZ+SRxEj42Ve provisioning@example.com" ];
+                    # The CA certificate is public; netbooted machines verify the collector with it.
+                    collectorCaFile = if builtins.pathExists ./pki/ca-cert.pem then ./pki/ca-cert.pem else null;
                   };
                   system.stateVersion = "24.11";
                 }
@@ -84,6 +86,11 @@
           modules = [
             plasmacloud-provisioning.nixosModules.pxe-server
             ./pxe-server.nix
+            {
+              services.centra-pxe-server.netbootImages = nixpkgs.lib.genAttrs [ "control-plane" "worker" "all-in-one" ] (
+                profile: self.packages.${system}."netboot-${profile}"
+              );
+            }
           ];
         };
       };
