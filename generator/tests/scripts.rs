@@ -1185,3 +1185,52 @@ fn generate_restores_the_executable_bit_and_leaves_other_modes_alone() {
     assert_eq!(mode(&script), 0o755);
     assert_eq!(mode(&env.flake.join("flake.nix")), 0o644);
 }
+
+#[test]
+fn interrupting_a_parallel_bootstrap_stops_every_install() {
+    let env = Env::runbook();
+    // Four never arrive: the three stand-in installs wait (up to 10 s) until killed.
+    env.set("barrier", "4");
+    let mut child = env
+        .script("provision.sh")
+        .args(["--bootstrap", "--no-power", "--logs"])
+        .arg(env.root.join("logs"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let arrived = env.stub.join("arrived");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while fs::read_dir(&arrived).map_or(0, |d| d.count()) < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the installs never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let pids: Vec<i32> = fs::read_dir(&arrived)
+        .expect("arrived")
+        .map(|e| {
+            e.expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .parse()
+                .expect("pid")
+        })
+        .collect();
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let o = child.wait_with_output().expect("wait");
+    assert_eq!(o.status.code(), Some(130), "{}", show(&o));
+    // The stand-in installs (grandchildren of the script) are gone too, well before their 10 s.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    for pid in pids {
+        // Gone, or a zombie nobody reaped yet (PID 1 in a container may not).
+        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
+        assert!(matches!(state, None | Some('Z')), "install {pid} still running: {stat}");
+    }
+}

@@ -203,11 +203,22 @@ done
 
 if [[ $MODE == bootstrap ]]; then
   declare -A PID=()
+  # Each install in its own process group (job control on while starting them), so that
+  # Ctrl-C / TERM stops every install with everything it started, not only this script.
+  stop_installs() {
+    local p
+    log "interrupted: stopping the installs"
+    for p in "${PID[@]}"; do kill -- "-$p" 2>/dev/null || true; done
+    exit 130
+  }
+  trap stop_installs INT TERM
+  set -m
   for i in "${TARGETS[@]}"; do
     log "${NODE_NAME[i]}: started, log ${LOG_OF[$i]}"
     provision_one "$i" >"${LOG_OF[$i]}" 2>&1 &
     PID[$i]=$!
   done
+  set +m
   for i in "${TARGETS[@]}"; do
     if wait "${PID[$i]}"; then RESULT[$i]=ok; else RESULT[$i]=FAILED; fi
   done
