@@ -1231,6 +1231,9 @@ fn interrupting_a_parallel_bootstrap_stops_every_install() {
         // Gone, or a zombie nobody reaped yet (PID 1 in a container may not).
         let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
         let state = stat.rsplit(") ").next().and_then(|s| s.chars().next());
-        assert!(matches!(state, None | Some('Z')), "install {pid} still running: {stat}");
+        assert!(
+            matches!(state, None | Some('Z')),
+            "install {pid} still running: {stat}"
+        );
     }
 }
