@@ -14,7 +14,8 @@ pub const EXIT_IO: u8 = 74;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("invalid input:\n{}", render_diags(.0))]
+    /// Empty when the diagnostics were already printed (e.g. as JSON).
+    #[error("{}", render_diags(.0))]
     Invalid(Vec<Diagnostic>),
     /// Bad arguments or a layout we refuse (user's fault, exit 2).
     #[error("{0}")]
@@ -36,7 +37,12 @@ pub enum Error {
 }
 
 fn render_diags(diags: &[Diagnostic]) -> String {
-    diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n")
+    if diags.is_empty() {
+        return String::new();
+    }
+    let errors = diags.iter().filter(|d| d.severity == crate::diag::Severity::Error).count();
+    let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+    format!("invalid input ({errors} error{}):\n{}", if errors == 1 { "" } else { "s" }, lines.join("\n"))
 }
 
 impl From<LoadError> for Error {
