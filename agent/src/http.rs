@@ -152,10 +152,11 @@ pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
         }
         src = s.source();
     }
-    if let Some(r) = e.downcast_ref::<reqwest::Error>() {
-        if r.is_timeout() && !parts.iter().any(|p| p.contains("timed out")) {
-            parts.push("timed out".into());
-        }
+    if let Some(r) = e.downcast_ref::<reqwest::Error>()
+        && r.is_timeout()
+        && !parts.iter().any(|p| p.contains("timed out"))
+    {
+        parts.push("timed out".into());
     }
     parts.join(": ")
 }

@@ -97,7 +97,10 @@ mod tests {
     fn suggests_near_misses_only() {
         let keys = ["hostname", "mac", "provisioning_ip", "production_ip"];
         assert_eq!(did_you_mean("hostnme", &keys), Some("hostname"));
-        assert_eq!(did_you_mean("provisioning_iq", &keys), Some("provisioning_ip"));
+        assert_eq!(
+            did_you_mean("provisioning_iq", &keys),
+            Some("provisioning_ip")
+        );
         assert_eq!(did_you_mean("colour", &keys), None);
     }
 }

@@ -40,16 +40,26 @@ fn render_diags(diags: &[Diagnostic]) -> String {
     if diags.is_empty() {
         return String::new();
     }
-    let errors = diags.iter().filter(|d| d.severity == crate::diag::Severity::Error).count();
+    let errors = diags
+        .iter()
+        .filter(|d| d.severity == crate::diag::Severity::Error)
+        .count();
     let lines: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
-    format!("invalid input ({errors} error{}):\n{}", if errors == 1 { "" } else { "s" }, lines.join("\n"))
+    format!(
+        "invalid input ({errors} error{}):\n{}",
+        if errors == 1 { "" } else { "s" },
+        lines.join("\n")
+    )
 }
 
 impl From<LoadError> for Error {
     fn from(e: LoadError) -> Self {
         match e {
             LoadError::Invalid(d) => Error::Invalid(d),
-            LoadError::Io { path, source } => Error::Usage(format!("{}: cannot read inventory: {source}", path.display())),
+            LoadError::Io { path, source } => Error::Usage(format!(
+                "{}: cannot read inventory: {source}",
+                path.display()
+            )),
         }
     }
 }

@@ -18,7 +18,9 @@ pub fn key_path(secrets: &Path, hostname: &str) -> PathBuf {
 pub fn missing(inv: &Inventory, secrets: &Path) -> Vec<String> {
     inv.nodes
         .iter()
-        .filter(|n| n.disk_layout == DiskLayout::LuksLvm && !key_path(secrets, &n.hostname).exists())
+        .filter(|n| {
+            n.disk_layout == DiskLayout::LuksLvm && !key_path(secrets, &n.hostname).exists()
+        })
         .map(|n| n.hostname.clone())
         .collect()
 }
@@ -35,20 +37,34 @@ pub fn ensure(inv: &Inventory, secrets: &Path) -> Result<Vec<String>, Error> {
         move |source| Error::Io { path, source }
     };
     if !dir.exists() {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(&dir).map_err(io(&dir))?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .map_err(io(&dir))?;
     }
     for host in &todo {
         let mut raw = [0u8; 32];
-        fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut raw)).map_err(io(Path::new("/dev/urandom")))?;
+        fs::File::open("/dev/urandom")
+            .and_then(|mut f| f.read_exact(&mut raw))
+            .map_err(io(Path::new("/dev/urandom")))?;
         // Hex, no trailing newline: the same bytes work as a key file and as a typed passphrase.
         let pass: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let path = key_path(secrets, host);
-        let mut tmp = tempfile::Builder::new().prefix(".luks-").tempfile_in(&dir).map_err(io(&dir))?;
+        let mut tmp = tempfile::Builder::new()
+            .prefix(".luks-")
+            .tempfile_in(&dir)
+            .map_err(io(&dir))?;
         std::io::Write::write_all(&mut tmp, pass.as_bytes()).map_err(io(&path))?;
-        tmp.as_file().set_permissions(fs::Permissions::from_mode(0o600)).map_err(io(&path))?;
+        tmp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o600))
+            .map_err(io(&path))?;
         tmp.as_file().sync_all().map_err(io(&path))?;
         // persist_noclobber: never replace a passphrase another run created meanwhile.
-        tmp.persist_noclobber(&path).map_err(|e| Error::Io { path: path.clone(), source: e.error })?;
+        tmp.persist_noclobber(&path).map_err(|e| Error::Io {
+            path: path.clone(),
+            source: e.error,
+        })?;
     }
     Ok(todo)
 }

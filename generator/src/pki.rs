@@ -16,7 +16,11 @@ pub fn store_input(inv: &Inventory, renew_before_days: u32, prune_secrets: bool)
             ips: vec![IpAddr::V4(n.production_ip), IpAddr::V4(n.provisioning_ip)],
         })
         .collect();
-    let mut input = StoreInput::new(&inv.cluster.name, nodes, IpAddr::V4(inv.provisioning.pxe_server));
+    let mut input = StoreInput::new(
+        &inv.cluster.name,
+        nodes,
+        IpAddr::V4(inv.provisioning.pxe_server),
+    );
     input.node_validity_days = inv.cluster.cert_validity_days;
     input.renew_before_days = renew_before_days;
     input.prune_secrets = prune_secrets;

@@ -15,10 +15,9 @@ struct Rules<'a> {
 
 impl Rules<'_> {
     fn broken(&self, path: &str) -> bool {
-        self.parsed
-            .broken
-            .iter()
-            .any(|b| path == b || path.starts_with(&format!("{b}.")) || path.starts_with(&format!("{b}[")))
+        self.parsed.broken.iter().any(|b| {
+            path == b || path.starts_with(&format!("{b}.")) || path.starts_with(&format!("{b}["))
+        })
     }
 
     fn add(&mut self, severity: Severity, node: Option<&str>, field: &str, message: String) {
@@ -67,7 +66,8 @@ impl Rules<'_> {
 pub fn is_label(s: &str) -> bool {
     !s.is_empty()
         && s.len() <= 63
-        && s.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && s.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
@@ -148,17 +148,22 @@ pub fn check_url(url: &str) -> Result<(), String> {
         .strip_prefix("https://")
         .or_else(|| url.strip_prefix("http://"))
         .ok_or_else(|| format!("{url:?} is not an http:// or https:// URL"))?;
-    if url.bytes().any(|b| !(0x21..0x7f).contains(&b) || b"\"'\\`$;{}<>|".contains(&b)) {
-        return Err(format!("URL {url:?} contains whitespace, quotes or shell/config metacharacters"));
+    if url
+        .bytes()
+        .any(|b| !(0x21..0x7f).contains(&b) || b"\"'\\`$;{}<>|".contains(&b))
+    {
+        return Err(format!(
+            "URL {url:?} contains whitespace, quotes or shell/config metacharacters"
+        ));
     }
     let host_port = rest.split('/').next().unwrap_or_default();
     if host_port.is_empty() {
         return Err(format!("URL {url:?} has no host"));
     }
-    if let Some((_, port)) = host_port.rsplit_once(':') {
-        if port.parse::<u16>().is_err() {
-            return Err(format!("URL {url:?} has an invalid port {port:?}"));
-        }
+    if let Some((_, port)) = host_port.rsplit_once(':')
+        && port.parse::<u16>().is_err()
+    {
+        return Err(format!("URL {url:?} has an invalid port {port:?}"));
     }
     Ok(())
 }
@@ -182,20 +187,41 @@ fn cluster_rules(r: &mut Rules<'_>) {
         r.error(None, "cluster.name", format!("{:?} is not a valid name: use lowercase letters, digits and '-' (RFC 1123 label, at most 63 characters)", c.name));
     }
     if !r.broken("cluster.domain") && !is_domain(&c.domain) {
-        r.error(None, "cluster.domain", format!("{:?} is not a valid DNS domain: dot-separated lowercase RFC 1123 labels", c.domain));
+        r.error(
+            None,
+            "cluster.domain",
+            format!(
+                "{:?} is not a valid DNS domain: dot-separated lowercase RFC 1123 labels",
+                c.domain
+            ),
+        );
     }
     if !r.broken("cluster.state_version") {
         let sv = &c.state_version;
-        let ok = sv.len() == 5 && sv.as_bytes()[2] == b'.' && sv.bytes().enumerate().all(|(i, b)| i == 2 || b.is_ascii_digit());
+        let ok = sv.len() == 5
+            && sv.as_bytes()[2] == b'.'
+            && sv
+                .bytes()
+                .enumerate()
+                .all(|(i, b)| i == 2 || b.is_ascii_digit());
         if !ok {
-            r.error(None, "cluster.state_version", format!("{sv:?} is not a NixOS release like \"24.11\""));
+            r.error(
+                None,
+                "cluster.state_version",
+                format!("{sv:?} is not a NixOS release like \"24.11\""),
+            );
         }
     }
     if !r.broken("cluster.collector_url") {
         if let Err(e) = check_url(&c.collector_url) {
             r.error(None, "cluster.collector_url", e);
         } else if c.collector_url.starts_with("http://") {
-            r.warning(None, "cluster.collector_url", "plain http: reports are not authenticated; use https for anything but a lab".into());
+            r.warning(
+                None,
+                "cluster.collector_url",
+                "plain http: reports are not authenticated; use https for anything but a lab"
+                    .into(),
+            );
         }
     }
     if !r.broken("cluster.ssh_authorized_keys") {
@@ -208,18 +234,41 @@ fn cluster_rules(r: &mut Rules<'_>) {
             }
         }
     }
-    let vips: Vec<(String, Ipv4Addr)> = r.parsed.inventory.vips.iter().map(|(k, v)| (k.clone(), *v)).collect();
+    let vips: Vec<(String, Ipv4Addr)> = r
+        .parsed
+        .inventory
+        .vips
+        .iter()
+        .map(|(k, v)| (k.clone(), *v))
+        .collect();
     let prod = r.parsed.inventory.production.subnet;
     for (name, ip) in vips {
         let path = format!("vips.{name}");
         if !is_label(&name) {
-            r.error(None, &path, format!("VIP name {name:?} is not a valid DNS label"));
+            r.error(
+                None,
+                &path,
+                format!("VIP name {name:?} is not a valid DNS label"),
+            );
         }
-        if RESERVED_DNS_NAMES.contains(&name.as_str()) || r.parsed.inventory.nodes.iter().any(|n| n.hostname == name) {
-            r.error(None, &path, format!("VIP name {name:?} clashes with a node or a generated DNS name ({})", RESERVED_DNS_NAMES.join(", ")));
+        if RESERVED_DNS_NAMES.contains(&name.as_str())
+            || r.parsed.inventory.nodes.iter().any(|n| n.hostname == name)
+        {
+            r.error(
+                None,
+                &path,
+                format!(
+                    "VIP name {name:?} clashes with a node or a generated DNS name ({})",
+                    RESERVED_DNS_NAMES.join(", ")
+                ),
+            );
         }
         if !r.broken("networks.production.subnet") && !prod.is_host(ip) {
-            r.error(None, &path, format!("{ip} is not a host address of the production subnet {prod}"));
+            r.error(
+                None,
+                &path,
+                format!("{ip} is not a host address of the production subnet {prod}"),
+            );
         }
     }
 }
@@ -230,17 +279,33 @@ fn network_rules(r: &mut Rules<'_>) {
     let prod = inv.production.clone();
     let pb = "networks.provisioning";
     if !r.broken(&format!("{pb}.subnet")) {
-        for (field, ip) in [("gateway", p.gateway), ("pxe_server", p.pxe_server), ("dhcp_range.start", p.dhcp_range.0), ("dhcp_range.end", p.dhcp_range.1)] {
+        for (field, ip) in [
+            ("gateway", p.gateway),
+            ("pxe_server", p.pxe_server),
+            ("dhcp_range.start", p.dhcp_range.0),
+            ("dhcp_range.end", p.dhcp_range.1),
+        ] {
             let path = format!("{pb}.{field}");
             if !r.broken(&path) && !p.subnet.is_host(ip) {
-                r.error(None, &path, format!("{ip} is not a host address of the provisioning subnet {}", p.subnet));
+                r.error(
+                    None,
+                    &path,
+                    format!(
+                        "{ip} is not a host address of the provisioning subnet {}",
+                        p.subnet
+                    ),
+                );
             }
         }
     }
     if !r.broken(&format!("{pb}.dhcp_range")) {
         let (start, end) = p.dhcp_range;
         if u32::from(start) > u32::from(end) {
-            r.error(None, &format!("{pb}.dhcp_range"), format!("start {start} is after end {end}"));
+            r.error(
+                None,
+                &format!("{pb}.dhcp_range"),
+                format!("start {start} is after end {end}"),
+            );
         }
         for (field, ip) in [("gateway", p.gateway), ("pxe_server", p.pxe_server)] {
             let path = format!("{pb}.{field}");
@@ -250,20 +315,52 @@ fn network_rules(r: &mut Rules<'_>) {
         }
     }
     let iface = &p.interface;
-    if iface.is_empty() || iface.len() > 15 || !iface.bytes().all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b)) {
-        r.error(None, &format!("{pb}.interface"), format!("{iface:?} is not a Linux interface name (1-15 letters, digits, '_', '.', '-')"));
+    if iface.is_empty()
+        || iface.len() > 15
+        || !iface
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b))
+    {
+        r.error(
+            None,
+            &format!("{pb}.interface"),
+            format!(
+                "{iface:?} is not a Linux interface name (1-15 letters, digits, '_', '.', '-')"
+            ),
+        );
     }
-    if !r.broken(&format!("{pb}.gateway")) && !r.broken(&format!("{pb}.pxe_server")) && p.gateway == p.pxe_server {
-        r.warning(None, &format!("{pb}.pxe_server"), "the PXE server is also the gateway".into());
+    if !r.broken(&format!("{pb}.gateway"))
+        && !r.broken(&format!("{pb}.pxe_server"))
+        && p.gateway == p.pxe_server
+    {
+        r.warning(
+            None,
+            &format!("{pb}.pxe_server"),
+            "the PXE server is also the gateway".into(),
+        );
     }
     let db = "networks.production";
-    if !r.broken(&format!("{db}.subnet")) && !r.broken(&format!("{db}.gateway")) && !prod.subnet.is_host(prod.gateway) {
-        r.error(None, &format!("{db}.gateway"), format!("{} is not a host address of the production subnet {}", prod.gateway, prod.subnet));
+    if !r.broken(&format!("{db}.subnet"))
+        && !r.broken(&format!("{db}.gateway"))
+        && !prod.subnet.is_host(prod.gateway)
+    {
+        r.error(
+            None,
+            &format!("{db}.gateway"),
+            format!(
+                "{} is not a host address of the production subnet {}",
+                prod.gateway, prod.subnet
+            ),
+        );
     }
     if !r.broken(&format!("{pb}.subnet")) && !r.broken(&format!("{db}.subnet")) {
         let (a, b) = (p.subnet, prod.subnet);
         if a.contains(b.network) || b.contains(a.network) {
-            r.error(None, &format!("{db}.subnet"), format!("the production subnet {b} overlaps the provisioning subnet {a}"));
+            r.error(
+                None,
+                &format!("{db}.subnet"),
+                format!("the production subnet {b} overlaps the provisioning subnet {a}"),
+            );
         }
     }
 }
@@ -282,7 +379,11 @@ fn node_rules(r: &mut Rules<'_>) {
     let mut ips: HashMap<Ipv4Addr, String> = HashMap::new();
     let p = &inv.provisioning;
     let prod = &inv.production;
-    for (fixed, what) in [(p.gateway, "the provisioning gateway"), (p.pxe_server, "the PXE server"), (prod.gateway, "the production gateway")] {
+    for (fixed, what) in [
+        (p.gateway, "the provisioning gateway"),
+        (p.pxe_server, "the PXE server"),
+        (prod.gateway, "the production gateway"),
+    ] {
         if fixed != Ipv4Addr::UNSPECIFIED {
             ips.entry(fixed).or_insert_with(|| what.to_string());
         }
@@ -297,36 +398,76 @@ fn node_rules(r: &mut Rules<'_>) {
                 r.error(n, &f("hostname"), format!("{name:?} is not a valid hostname: use lowercase letters, digits and '-' (RFC 1123 label, at most 63 characters)"));
             }
             if RESERVED_DNS_NAMES.contains(&name) {
-                r.error(n, &f("hostname"), format!("{name:?} is reserved for a generated DNS record ({})", RESERVED_DNS_NAMES.join(", ")));
+                r.error(
+                    n,
+                    &f("hostname"),
+                    format!(
+                        "{name:?} is reserved for a generated DNS record ({})",
+                        RESERVED_DNS_NAMES.join(", ")
+                    ),
+                );
             }
             if let Some(first) = hostnames.insert(name, i) {
-                r.error(n, &f("hostname"), format!("duplicate hostname {name:?} (also nodes[{first}])"));
+                r.error(
+                    n,
+                    &f("hostname"),
+                    format!("duplicate hostname {name:?} (also nodes[{first}])"),
+                );
             }
         }
-        if !r.broken(&f("mac")) {
-            if let Some(first) = macs.insert(node.mac.as_str().to_string(), i) {
-                r.error(n, &f("mac"), format!("duplicate MAC {} (also nodes[{first}], {})", node.mac, inv.nodes[first].hostname));
-            }
+        if !r.broken(&f("mac"))
+            && let Some(first) = macs.insert(node.mac.as_str().to_string(), i)
+        {
+            r.error(
+                n,
+                &f("mac"),
+                format!(
+                    "duplicate MAC {} (also nodes[{first}], {})",
+                    node.mac, inv.nodes[first].hostname
+                ),
+            );
         }
         if !r.broken(&f("provisioning_ip")) {
             let ip = node.provisioning_ip;
             if !r.broken("networks.provisioning.subnet") && !p.subnet.is_host(ip) {
-                r.error(n, &f("provisioning_ip"), format!("{ip} is not a host address of the provisioning subnet {}", p.subnet));
+                r.error(
+                    n,
+                    &f("provisioning_ip"),
+                    format!(
+                        "{ip} is not a host address of the provisioning subnet {}",
+                        p.subnet
+                    ),
+                );
             }
             if !r.broken("networks.provisioning.dhcp_range") && in_range(ip, p.dhcp_range) {
                 r.error(n, &f("provisioning_ip"), format!("{ip} is inside the DHCP range {}-{}; a reserved address must be outside it", p.dhcp_range.0, p.dhcp_range.1));
             }
             if let Some(other) = ips.insert(ip, name.to_string()) {
-                r.error(n, &f("provisioning_ip"), format!("{ip} is already used by {other}"));
+                r.error(
+                    n,
+                    &f("provisioning_ip"),
+                    format!("{ip} is already used by {other}"),
+                );
             }
         }
         if !r.broken(&f("production_ip")) {
             let ip = node.production_ip;
             if !r.broken("networks.production.subnet") && !prod.subnet.is_host(ip) {
-                r.error(n, &f("production_ip"), format!("{ip} is not a host address of the production subnet {}", prod.subnet));
+                r.error(
+                    n,
+                    &f("production_ip"),
+                    format!(
+                        "{ip} is not a host address of the production subnet {}",
+                        prod.subnet
+                    ),
+                );
             }
             if let Some(other) = ips.insert(ip, name.to_string()) {
-                r.error(n, &f("production_ip"), format!("{ip} is already used by {other}"));
+                r.error(
+                    n,
+                    &f("production_ip"),
+                    format!("{ip} is already used by {other}"),
+                );
             }
         }
         if !r.broken(&f("disks")) {
@@ -335,22 +476,48 @@ fn node_rules(r: &mut Rules<'_>) {
         if let Some(bmc) = &node.bmc {
             let addr_ok = bmc.address.parse::<Ipv4Addr>().is_ok() || is_domain(&bmc.address);
             if !addr_ok {
-                r.error(n, &f("bmc.address"), format!("{:?} is neither an IPv4 address nor a DNS name", bmc.address));
+                r.error(
+                    n,
+                    &f("bmc.address"),
+                    format!(
+                        "{:?} is neither an IPv4 address nor a DNS name",
+                        bmc.address
+                    ),
+                );
             }
-            if bmc.username.is_empty() || !bmc.username.bytes().all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b)) {
-                r.error(n, &f("bmc.username"), format!("{:?} is not a valid BMC user name (letters, digits, '.', '_', '-', '@')", bmc.username));
+            if bmc.username.is_empty()
+                || !bmc
+                    .username
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+            {
+                r.error(
+                    n,
+                    &f("bmc.username"),
+                    format!(
+                        "{:?} is not a valid BMC user name (letters, digits, '.', '_', '-', '@')",
+                        bmc.username
+                    ),
+                );
             }
-            if let Some(pf) = &bmc.password_file {
-                if !pf.starts_with('/') || pf.bytes().any(|b| b.is_ascii_whitespace() || b"\"'\\`$;".contains(&b)) {
-                    r.error(n, &f("bmc.password_file"), format!("{pf:?} must be an absolute path without spaces, quotes or shell metacharacters"));
-                }
+            if let Some(pf) = &bmc.password_file
+                && (!pf.starts_with('/')
+                    || pf
+                        .bytes()
+                        .any(|b| b.is_ascii_whitespace() || b"\"'\\`$;".contains(&b)))
+            {
+                r.error(n, &f("bmc.password_file"), format!("{pf:?} must be an absolute path without spaces, quotes or shell metacharacters"));
             }
         }
     }
     let vips: Vec<(String, Ipv4Addr)> = inv.vips.iter().map(|(k, v)| (k.clone(), *v)).collect();
     for (name, ip) in vips {
         if let Some(other) = ips.get(&ip) {
-            r.error(None, &format!("vips.{name}"), format!("{ip} is already used by {other}"));
+            r.error(
+                None,
+                &format!("vips.{name}"),
+                format!("{ip} is already used by {other}"),
+            );
         }
     }
 }
@@ -364,17 +531,34 @@ fn disk_rules(r: &mut Rules<'_>, i: usize, node: &crate::inventory::Node) {
     }
     match node.disk_layout {
         DiskLayout::Raid1 if node.disks.len() < 2 => {
-            r.error(n, &base, format!("disk_layout \"raid1\" needs at least two disks, found {}", node.disks.len()));
+            r.error(
+                n,
+                &base,
+                format!(
+                    "disk_layout \"raid1\" needs at least two disks, found {}",
+                    node.disks.len()
+                ),
+            );
         }
         DiskLayout::Single | DiskLayout::LuksLvm if node.disks.len() > 1 => {
-            r.warning(n, &base, format!("disk_layout {:?} uses only the first disk; the other {} stay untouched", node.disk_layout.as_str(), node.disks.len() - 1));
+            r.warning(
+                n,
+                &base,
+                format!(
+                    "disk_layout {:?} uses only the first disk; the other {} stay untouched",
+                    node.disk_layout.as_str(),
+                    node.disks.len() - 1
+                ),
+            );
         }
         _ => {}
     }
     let mut seen = Vec::new();
     for (j, disk) in node.disks.iter().enumerate() {
         let path = format!("{base}[{j}]");
-        let safe = disk.bytes().all(|b| b.is_ascii_alphanumeric() || b"/_-.:+@".contains(&b));
+        let safe = disk
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/_-.:+@".contains(&b));
         if !disk.starts_with("/dev/") || disk.contains("/../") || !safe {
             r.error(n, &path, format!("{disk:?} is not an absolute device path under /dev (e.g. /dev/disk/by-id/nvme-...)"));
         } else if !disk.starts_with("/dev/disk/by-id/") {
@@ -398,7 +582,7 @@ fn bootstrap_rules(r: &mut Rules<'_>) {
         r.error(None, field, "the bootstrap list is empty: name the founding Raft members (3 or 5 control-plane nodes)".into());
         return;
     }
-    if list.len() % 2 == 0 {
+    if list.len().is_multiple_of(2) {
         r.error(None, field, format!("{} founding members cannot keep a Raft majority after one failure; use an odd number (3 or 5)", list.len()));
     }
     for (i, name) in list.iter().enumerate() {
@@ -410,8 +594,14 @@ fn bootstrap_rules(r: &mut Rules<'_>) {
         match inv.nodes.iter().position(|n| n.hostname == *name) {
             None => {
                 let names: Vec<&str> = inv.nodes.iter().map(|n| n.hostname.as_str()).collect();
-                let hint = crate::diag::did_you_mean(name, &names).map(|m| format!("; did you mean {m:?}?")).unwrap_or_default();
-                r.error(None, &path, format!("{name:?} is not a node of the inventory{hint}"));
+                let hint = crate::diag::did_you_mean(name, &names)
+                    .map(|m| format!("; did you mean {m:?}?"))
+                    .unwrap_or_default();
+                r.error(
+                    None,
+                    &path,
+                    format!("{name:?} is not a node of the inventory{hint}"),
+                );
             }
             Some(idx) => {
                 let node = &inv.nodes[idx];
@@ -442,8 +632,16 @@ mod tests {
     fn ssh_keys() {
         let good = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHd0yqN6e3DxhOZQ+xRJgIdpQ4mHt0BZTZr8wT3Q1x8y ops@example.com";
         check_ssh_key(good).unwrap();
-        assert!(check_ssh_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI... provisioning@example.com").is_err());
-        assert!(check_ssh_key("ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIHd0yqN6e3DxhOZQ+xRJgIdpQ4mHt0BZTZr8wT3Q1x8y").is_err());
+        assert!(
+            check_ssh_key("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI... provisioning@example.com")
+                .is_err()
+        );
+        assert!(
+            check_ssh_key(
+                "ssh-rsa AAAAC3NzaC1lZDI1NTE5AAAAIHd0yqN6e3DxhOZQ+xRJgIdpQ4mHt0BZTZr8wT3Q1x8y"
+            )
+            .is_err()
+        );
         assert!(check_ssh_key("ssh-dss AAAA").is_err());
         assert!(check_ssh_key("ssh-ed25519").is_err());
     }

@@ -11,51 +11,118 @@ use plasmagen::inventory;
 use serde_json::Value;
 
 fn check(cmd: &mut Command, what: &str) {
-    let o = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
-    assert!(o.status.success(), "{what} rejected the artifact:\n{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let o = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("{what}: cannot run: {e}"));
+    assert!(
+        o.status.success(),
+        "{what} rejected the artifact:\n{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 fn all_checkers_accept(inv_path: &Path) {
-    for (tool, pkg) in [("dhcpd", "isc-dhcp-server"), ("kea-dhcp4", "kea-dhcp4-server"), ("dnsmasq", "dnsmasq"), ("named-checkzone", "bind9-utils"), ("nft", "nftables")] {
+    for (tool, pkg) in [
+        ("dhcpd", "isc-dhcp-server"),
+        ("kea-dhcp4", "kea-dhcp4-server"),
+        ("dnsmasq", "dnsmasq"),
+        ("named-checkzone", "bind9-utils"),
+        ("nft", "nftables"),
+    ] {
         require_tool(tool, pkg);
     }
     let inv = inventory::load(inv_path).unwrap().inventory;
     let out = tempfile::tempdir().unwrap();
     generate(inv_path, out.path());
     let f = out.path().join("flake");
-    check(Command::new("dhcpd").args(["-t", "-cf"]).arg(f.join("pxe/dhcpd.conf")), "dhcpd -t");
-    check(Command::new("kea-dhcp4").arg("-t").arg(f.join("pxe/kea-dhcp4.json")), "kea-dhcp4 -t");
-    check(Command::new("dnsmasq").arg("--test").arg("-C").arg(f.join("pxe/dnsmasq.conf")), "dnsmasq --test");
-    check(Command::new("dnsmasq").arg("--test").arg("-C").arg(f.join("pxe/dnsmasq-proxy.conf")), "dnsmasq --test (proxy)");
+    check(
+        Command::new("dhcpd")
+            .args(["-t", "-cf"])
+            .arg(f.join("pxe/dhcpd.conf")),
+        "dhcpd -t",
+    );
+    check(
+        Command::new("kea-dhcp4")
+            .arg("-t")
+            .arg(f.join("pxe/kea-dhcp4.json")),
+        "kea-dhcp4 -t",
+    );
+    check(
+        Command::new("dnsmasq")
+            .arg("--test")
+            .arg("-C")
+            .arg(f.join("pxe/dnsmasq.conf")),
+        "dnsmasq --test",
+    );
+    check(
+        Command::new("dnsmasq")
+            .arg("--test")
+            .arg("-C")
+            .arg(f.join("pxe/dnsmasq-proxy.conf")),
+        "dnsmasq --test (proxy)",
+    );
     let zones: Vec<_> = files_under(&f.join("dns"));
     assert_eq!(zones.len(), 3, "forward + two reverse zones: {zones:?}");
     for z in zones {
         let name = z.to_string_lossy().trim_end_matches(".zone").to_string();
-        check(Command::new("named-checkzone").arg(&name).arg(f.join("dns").join(&z)), "named-checkzone");
+        check(
+            Command::new("named-checkzone")
+                .arg(&name)
+                .arg(f.join("dns").join(&z)),
+            "named-checkzone",
+        );
     }
     for rule in files_under(&f.join("firewall")) {
-        check(Command::new("nft").arg("-c").arg("-f").arg(f.join("firewall").join(&rule)), &format!("nft -c {}", rule.display()));
+        check(
+            Command::new("nft")
+                .arg("-c")
+                .arg("-f")
+                .arg(f.join("firewall").join(&rule)),
+            &format!("nft -c {}", rule.display()),
+        );
     }
 
     // Every node has its reservation, in every DHCP flavour, and its iPXE script.
     let dhcpd = std::fs::read_to_string(f.join("pxe/dhcpd.conf")).unwrap();
     let dnsmasq = std::fs::read_to_string(f.join("pxe/dnsmasq.conf")).unwrap();
-    let kea: Value = serde_json::from_slice(&std::fs::read(f.join("pxe/kea-dhcp4.json")).unwrap()).unwrap();
-    let reservations = kea["Dhcp4"]["subnet4"][0]["reservations"].as_array().unwrap();
+    let kea: Value =
+        serde_json::from_slice(&std::fs::read(f.join("pxe/kea-dhcp4.json")).unwrap()).unwrap();
+    let reservations = kea["Dhcp4"]["subnet4"][0]["reservations"]
+        .as_array()
+        .unwrap();
     assert_eq!(reservations.len(), inv.nodes.len());
     for (node, r) in inv.nodes.iter().zip(reservations) {
-        assert!(dhcpd.contains(&format!("host {} {{\n  hardware ethernet {};\n  fixed-address {};", node.hostname, node.mac, node.provisioning_ip)), "{}", node.hostname);
-        assert!(dnsmasq.contains(&format!("dhcp-host={},{},{},infinite", node.mac, node.hostname, node.provisioning_ip)));
+        assert!(
+            dhcpd.contains(&format!(
+                "host {} {{\n  hardware ethernet {};\n  fixed-address {};",
+                node.hostname, node.mac, node.provisioning_ip
+            )),
+            "{}",
+            node.hostname
+        );
+        assert!(dnsmasq.contains(&format!(
+            "dhcp-host={},{},{},infinite",
+            node.mac, node.hostname, node.provisioning_ip
+        )));
         assert_eq!(r["hw-address"], node.mac.as_str());
         assert_eq!(r["ip-address"], node.provisioning_ip.to_string());
-        let script = std::fs::read_to_string(f.join(format!("pxe/nodes/{}.ipxe", node.mac.dashed()))).unwrap();
+        let script =
+            std::fs::read_to_string(f.join(format!("pxe/nodes/{}.ipxe", node.mac.dashed())))
+                .unwrap();
         assert!(script.starts_with("#!ipxe\n"));
         assert!(script.contains(&format!("/boot/nixos/{}/netboot.ipxe", node.role.as_str())));
-        assert!(script.contains(&format!("plasmacloud.collector={}", inv.cluster.collector_url)));
+        assert!(script.contains(&format!(
+            "plasmacloud.collector={}",
+            inv.cluster.collector_url
+        )));
     }
     let zone = std::fs::read_to_string(f.join(format!("dns/{}.zone", inv.cluster.domain))).unwrap();
     for node in &inv.nodes {
-        assert!(zone.contains(&format!("\n{} IN A {}\n", node.hostname, node.production_ip)));
+        assert!(zone.contains(&format!(
+            "\n{} IN A {}\n",
+            node.hostname, node.production_ip
+        )));
     }
 }
 
@@ -88,9 +155,13 @@ fn boot_paths_follow_the_runbook() {
     let dhcpd = std::fs::read_to_string(f.join("pxe/dhcpd.conf")).unwrap();
     assert!(dhcpd.contains("filename \"http://10.0.100.10:8080/boot/ipxe/boot.ipxe\""));
     assert!(dhcpd.contains("option architecture-type = 00:00 {\n    # BIOS (legacy): iPXE over TFTP\n    filename \"undionly.kpxe\""));
-    let kea: Value = serde_json::from_slice(&std::fs::read(f.join("pxe/kea-dhcp4.json")).unwrap()).unwrap();
+    let kea: Value =
+        serde_json::from_slice(&std::fs::read(f.join("pxe/kea-dhcp4.json")).unwrap()).unwrap();
     let classes = kea["Dhcp4"]["client-classes"].as_array().unwrap();
-    let names: Vec<&str> = classes.iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let names: Vec<&str> = classes
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
     assert_eq!(names, ["ipxe", "bios", "uefi"]);
     assert_eq!(classes[1]["boot-file-name"], "undionly.kpxe");
     assert_eq!(classes[2]["boot-file-name"], "ipxe.efi");
@@ -109,10 +180,25 @@ fn zone_serial_is_kept_while_records_do_not_change_and_bumped_when_they_do() {
     let out = dir.path().join("out");
     let serial = |out: &Path| {
         let z = std::fs::read_to_string(out.join("flake/dns/example.com.zone")).unwrap();
-        z.lines().find(|l| l.contains("; serial")).unwrap().split_whitespace().next().unwrap().parse::<u64>().unwrap()
+        z.lines()
+            .find(|l| l.contains("; serial"))
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap()
     };
     let run = |epoch: &str| {
-        let o = common::plasmagen().env("SOURCE_DATE_EPOCH", epoch).arg("generate").arg(&inv).arg("--out").arg(&out).arg("--skip-certs").output().unwrap();
+        let o = common::plasmagen()
+            .env("SOURCE_DATE_EPOCH", epoch)
+            .arg("generate")
+            .arg(&inv)
+            .arg("--out")
+            .arg(&out)
+            .arg("--skip-certs")
+            .output()
+            .unwrap();
         assert!(o.status.success());
     };
     run("1764000000"); // 2025-11-24

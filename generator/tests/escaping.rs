@@ -21,7 +21,8 @@ impl Rng {
 }
 
 const TRICKY: &[&str] = &[
-    "\"", "\\", "$", "{", "}", "${", "$${", "\\${", "''", "''${", "'''", "\n", "\r", "\t", "\\n", "#", "/*", "*/", " ", "é", "€", "🦀", "\u{7f}", "\u{1}", "\u{2028}",
+    "\"", "\\", "$", "{", "}", "${", "$${", "\\${", "''", "''${", "'''", "\n", "\r", "\t", "\\n",
+    "#", "/*", "*/", " ", "é", "€", "🦀", "\u{7f}", "\u{1}", "\u{2028}",
 ];
 
 fn arbitrary(rng: &mut Rng) -> String {
@@ -50,7 +51,14 @@ fn escaped_strings_evaluate_back_to_themselves() {
     let mut rng = Rng(0x5EED_1234_ABCD_0001);
     let mut samples: Vec<String> = TRICKY.iter().map(|s| s.to_string()).collect();
     samples.extend((0..600).map(|_| arbitrary(&mut rng)));
-    let expr = format!("[ {} ]", samples.iter().map(|s| nix::string(s)).collect::<Vec<_>>().join(" "));
+    let expr = format!(
+        "[ {} ]",
+        samples
+            .iter()
+            .map(|s| nix::string(s))
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
     let dir = tempfile::tempdir().unwrap();
     let back = common::nix_eval(dir.path(), &expr);
     let back: Vec<String> = serde_json::from_value(back).unwrap();
@@ -70,6 +78,9 @@ fn escaped_strings_parse_with_rnix_as_single_string_literals() {
         assert!(root.errors().is_empty(), "{lit}: {:?}", root.errors());
         // An interpolation would show up as a node inside the string.
         let text = format!("{:#?}", root.syntax());
-        assert!(!text.contains("NODE_INTERPOL"), "{lit} contains an interpolation");
+        assert!(
+            !text.contains("NODE_INTERPOL"),
+            "{lit} contains an interpolation"
+        );
     }
 }

@@ -27,16 +27,27 @@ fn check_case(name: &str) {
     }
     let actual = files_under(&actual_root);
     let expected = files_under(&expected_root);
-    assert_eq!(actual, expected, "case {name}: file lists differ (UPDATE_GOLDEN=1 to accept)");
+    assert_eq!(
+        actual, expected,
+        "case {name}: file lists differ (UPDATE_GOLDEN=1 to accept)"
+    );
     for rel in &actual {
         let a = fs::read_to_string(actual_root.join(rel)).expect("read actual");
         let e = fs::read_to_string(expected_root.join(rel)).expect("read expected");
-        assert!(a == e, "case {name}: {} differs from the golden file (UPDATE_GOLDEN=1 to accept):\n{}", rel.display(), diff(&e, &a));
+        assert!(
+            a == e,
+            "case {name}: {} differs from the golden file (UPDATE_GOLDEN=1 to accept):\n{}",
+            rel.display(),
+            diff(&e, &a)
+        );
     }
 }
 
 fn diff(expected: &str, actual: &str) -> String {
-    similar::TextDiff::from_lines(expected, actual).unified_diff().header("expected", "actual").to_string()
+    similar::TextDiff::from_lines(expected, actual)
+        .unified_diff()
+        .header("expected", "actual")
+        .to_string()
 }
 
 #[test]
@@ -54,8 +65,16 @@ fn every_case_directory_is_tested() {
     let mut names: Vec<String> = fs::read_dir(repo_root().join("tests/cases"))
         .expect("cases dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| Path::new(&repo_root().join("tests/cases").join(n)).join("inventory.toml").exists())
+        .filter(|n| {
+            Path::new(&repo_root().join("tests/cases").join(n))
+                .join("inventory.toml")
+                .exists()
+        })
         .collect();
     names.sort();
-    assert_eq!(names, ["layouts", "runbook"], "add a #[test] for each new case");
+    assert_eq!(
+        names,
+        ["layouts", "runbook"],
+        "add a #[test] for each new case"
+    );
 }

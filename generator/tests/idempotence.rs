@@ -15,19 +15,30 @@ fn snapshot(root: &Path) -> Vec<(String, Vec<u8>, SystemTime)> {
         .into_iter()
         .map(|rel| {
             let p = root.join(&rel);
-            (rel.display().to_string(), fs::read(&p).unwrap(), fs::metadata(&p).unwrap().modified().unwrap())
+            (
+                rel.display().to_string(),
+                fs::read(&p).unwrap(),
+                fs::metadata(&p).unwrap().modified().unwrap(),
+            )
         })
         .collect()
 }
 
 fn dry_run(inv: &Path, out: &Path, json: bool) -> (i32, String) {
     let mut cmd = plasmagen();
-    cmd.arg("generate").arg(inv).arg("--out").arg(out).arg("--dry-run");
+    cmd.arg("generate")
+        .arg(inv)
+        .arg("--out")
+        .arg(out)
+        .arg("--dry-run");
     if json {
         cmd.arg("--json");
     }
     let o = cmd.output().unwrap();
-    (o.status.code().unwrap(), String::from_utf8(o.stdout).unwrap())
+    (
+        o.status.code().unwrap(),
+        String::from_utf8(o.stdout).unwrap(),
+    )
 }
 
 #[test]
@@ -49,7 +60,11 @@ fn secrets_dir_is_private_and_never_inside_the_flake() {
     let inv = repo_root().join("examples/runbook.toml");
     let out = tempfile::tempdir().unwrap();
     generate(&inv, out.path());
-    let mode = fs::metadata(out.path().join("secrets")).unwrap().permissions().mode() & 0o777;
+    let mode = fs::metadata(out.path().join("secrets"))
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777;
     assert_eq!(mode, 0o700);
     let o = plasmagen()
         .arg("generate")
@@ -81,11 +96,25 @@ fn removed_node_files_are_removed_and_listed_by_dry_run() {
     fs::write(&inv, &text[..node05]).unwrap();
     let (code, stdout) = dry_run(&inv, &out, false);
     assert_eq!(code, 1);
-    for f in ["configuration.nix", "disko.nix", "hardware.nix", "cluster-config.json"] {
-        assert!(stdout.contains(&format!("remove {}", flake.join("nodes/node05.example.com").join(f).display())), "{stdout}");
+    for f in [
+        "configuration.nix",
+        "disko.nix",
+        "hardware.nix",
+        "cluster-config.json",
+    ] {
+        assert!(
+            stdout.contains(&format!(
+                "remove {}",
+                flake.join("nodes/node05.example.com").join(f).display()
+            )),
+            "{stdout}"
+        );
     }
     assert!(stdout.contains(&format!("change {}", flake.join("flake.nix").display())));
-    assert!(stdout.contains("-        \"node05\" = mkNode \"node05.example.com\";"), "unified diff expected:\n{stdout}");
+    assert!(
+        stdout.contains("-        \"node05\" = mkNode \"node05.example.com\";"),
+        "unified diff expected:\n{stdout}"
+    );
     let (code, json) = dry_run(&inv, &out, true);
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
@@ -93,16 +122,36 @@ fn removed_node_files_are_removed_and_listed_by_dry_run() {
     // The node's four files and its iPXE script.
     assert_eq!(v["flake"]["remove"].as_array().unwrap().len(), 5);
     assert!(stdout.contains("pxe/nodes/52-54-00-12-34-5a.ipxe"));
-    let changed: Vec<&str> = v["flake"]["change"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap()).collect();
-    assert!(changed.contains(&"flake.nix") && changed.contains(&"pxe/dhcpd.conf"), "{changed:?}");
+    let changed: Vec<&str> = v["flake"]["change"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["path"].as_str().unwrap())
+        .collect();
+    assert!(
+        changed.contains(&"flake.nix") && changed.contains(&"pxe/dhcpd.conf"),
+        "{changed:?}"
+    );
     // Dry-run wrote nothing.
-    assert!(flake.join("nodes/node05.example.com/configuration.nix").exists());
+    assert!(
+        flake
+            .join("nodes/node05.example.com/configuration.nix")
+            .exists()
+    );
 
     generate(&inv, &out);
-    assert!(!flake.join("nodes/node05.example.com/configuration.nix").exists());
+    assert!(
+        !flake
+            .join("nodes/node05.example.com/configuration.nix")
+            .exists()
+    );
     assert!(flake.join("nodes/node05.example.com/facter.json").exists());
     assert!(flake.join("flake.lock").exists());
-    assert!(!fs::read_to_string(flake.join("flake.nix")).unwrap().contains("node05"));
+    assert!(
+        !fs::read_to_string(flake.join("flake.nix"))
+            .unwrap()
+            .contains("node05")
+    );
     assert_eq!(dry_run(&inv, &out, false).0, 0);
 }
 
@@ -112,7 +161,10 @@ fn dry_run_on_a_fresh_directory_lists_creates_and_writes_nothing() {
     let target = out.path().join("new");
     let (code, stdout) = dry_run(&repo_root().join("examples/runbook.toml"), &target, false);
     assert_eq!(code, 1);
-    assert!(stdout.contains(&format!("create {}", target.join("flake/flake.nix").display())));
+    assert!(stdout.contains(&format!(
+        "create {}",
+        target.join("flake/flake.nix").display()
+    )));
     assert!(!target.exists());
 }
 
@@ -125,10 +177,22 @@ fn changed_inventory_rewrites_only_affected_files() {
     let out = dir.path().join("out");
     generate(&inv, &out);
     let before = snapshot(&out.join("flake"));
-    fs::write(&inv, text.replace("production_ip = \"10.0.200.21\"", "production_ip = \"10.0.200.22\"")).unwrap();
+    fs::write(
+        &inv,
+        text.replace(
+            "production_ip = \"10.0.200.21\"",
+            "production_ip = \"10.0.200.22\"",
+        ),
+    )
+    .unwrap();
     generate(&inv, &out);
     let after = snapshot(&out.join("flake"));
-    let changed: Vec<&str> = before.iter().zip(&after).filter(|(b, a)| b != a).map(|(b, _)| b.0.as_str()).collect();
+    let changed: Vec<&str> = before
+        .iter()
+        .zip(&after)
+        .filter(|(b, a)| b != a)
+        .map(|(b, _)| b.0.as_str())
+        .collect();
     assert_eq!(
         changed,
         [

@@ -19,12 +19,25 @@ fn setup() -> (tempfile::TempDir, PathBuf, PathBuf, String) {
 }
 
 fn run_generate(inv: &Path, out: &Path) -> std::process::Output {
-    plasmagen().arg("generate").arg(inv).arg("--out").arg(out).output().unwrap()
+    plasmagen()
+        .arg("generate")
+        .arg(inv)
+        .arg("--out")
+        .arg(out)
+        .output()
+        .unwrap()
 }
 
 fn secrets_snapshot(out: &Path) -> Vec<(PathBuf, Vec<u8>)> {
     let s = out.join("secrets");
-    files_under(&s).into_iter().filter(|p| !p.ends_with(".lock")).map(|p| { let b = fs::read(s.join(&p)).unwrap(); (p, b) }).collect()
+    files_under(&s)
+        .into_iter()
+        .filter(|p| !p.ends_with(".lock"))
+        .map(|p| {
+            let b = fs::read(s.join(&p)).unwrap();
+            (p, b)
+        })
+        .collect()
 }
 
 #[test]
@@ -37,22 +50,55 @@ fn inventory_ip_change_reissues_only_that_certificate_with_the_same_key() {
     assert_eq!(before, secrets_snapshot(&out));
 
     fs::write(&inv, text.replace("10.0.200.21", "10.0.200.29")).unwrap();
-    let dry = plasmagen().arg("generate").arg(&inv).arg("--out").arg(&out).arg("--dry-run").output().unwrap();
+    let dry = plasmagen()
+        .arg("generate")
+        .arg(&inv)
+        .arg("--out")
+        .arg(&out)
+        .arg("--dry-run")
+        .output()
+        .unwrap();
     assert_eq!(dry.status.code(), Some(1));
     let dry_out = String::from_utf8_lossy(&dry.stdout);
-    assert!(dry_out.contains("secrets: re-issue cert for node05"), "{dry_out}");
-    assert!(dry_out.contains("10.0.200.29"), "the reason names the new SAN: {dry_out}");
+    assert!(
+        dry_out.contains("secrets: re-issue cert for node05"),
+        "{dry_out}"
+    );
+    assert!(
+        dry_out.contains("10.0.200.29"),
+        "the reason names the new SAN: {dry_out}"
+    );
 
     assert!(run_generate(&inv, &out).status.success());
     let after = secrets_snapshot(&out);
-    let changed: Vec<String> = before.iter().zip(&after).filter(|(b, a)| b != a).map(|(b, _)| b.0.display().to_string()).collect();
+    let changed: Vec<String> = before
+        .iter()
+        .zip(&after)
+        .filter(|(b, a)| b != a)
+        .map(|(b, _)| b.0.display().to_string())
+        .collect();
     assert_eq!(changed, ["nodes/node05/etc/nixos/secrets/node05-cert.pem"]);
 
-    let list = plasmagen().args(["certs", "list", "--json"]).arg(&out).output().unwrap();
+    let list = plasmagen()
+        .args(["certs", "list", "--json"])
+        .arg(&out)
+        .output()
+        .unwrap();
     assert!(list.status.success());
     let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
-    let node05 = v.as_array().unwrap().iter().find(|c| c["subject"].as_str().unwrap().contains("node05")).unwrap();
-    assert!(node05["sans"].as_array().unwrap().iter().any(|s| s == "10.0.200.29"));
+    let node05 = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["subject"].as_str().unwrap().contains("node05"))
+        .unwrap();
+    assert!(
+        node05["sans"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "10.0.200.29")
+    );
     assert!(v.as_array().unwrap().iter().all(|c| c["verifies"] == true));
 }
 
@@ -62,13 +108,31 @@ fn rotate_keeps_the_old_files() {
     assert!(run_generate(&inv, &out).status.success());
     let key = out.join("secrets/nodes/node02/etc/nixos/secrets/node02-key.pem");
     let old = fs::read(&key).unwrap();
-    let o = plasmagen().args(["certs", "rotate"]).arg(&inv).arg("--out").arg(&out).args(["--node", "node02"]).output().unwrap();
+    let o = plasmagen()
+        .args(["certs", "rotate"])
+        .arg(&inv)
+        .arg("--out")
+        .arg(&out)
+        .args(["--node", "node02"])
+        .output()
+        .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_ne!(fs::read(&key).unwrap(), old, "a new key");
-    let kept: Vec<_> = fs::read_dir(key.parent().unwrap()).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).filter(|n| n.starts_with("node02-key.pem.")).collect();
+    let kept: Vec<_> = fs::read_dir(key.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("node02-key.pem."))
+        .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert_eq!(fs::read(key.parent().unwrap().join(&kept[0])).unwrap(), old);
-    let bad = plasmagen().args(["certs", "rotate"]).arg(&inv).arg("--out").arg(&out).args(["--node", "node99"]).output().unwrap();
+    let bad = plasmagen()
+        .args(["certs", "rotate"])
+        .arg(&inv)
+        .arg("--out")
+        .arg(&out)
+        .args(["--node", "node99"])
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(2));
 }
 
@@ -77,7 +141,11 @@ fn corrupted_ca_is_an_error_naming_the_file_and_nothing_is_replaced() {
     let (_d, inv, out, _) = setup();
     assert!(run_generate(&inv, &out).status.success());
     let ca_key = out.join("secrets/ca/ca-key.pem");
-    fs::write(&ca_key, "-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n").unwrap();
+    fs::write(
+        &ca_key,
+        "-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
     let before = secrets_snapshot(&out);
     let o = run_generate(&inv, &out);
     assert_eq!(o.status.code(), Some(2));
@@ -89,15 +157,52 @@ fn corrupted_ca_is_an_error_naming_the_file_and_nothing_is_replaced() {
 #[test]
 fn concurrent_generates_leave_one_consistent_pki() {
     let (_d, inv, out, _) = setup();
-    let children: Vec<_> = (0..4).map(|_| plasmagen().arg("generate").arg(&inv).arg("--out").arg(&out).stderr(std::process::Stdio::null()).spawn().unwrap()).collect();
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            plasmagen()
+                .arg("generate")
+                .arg(&inv)
+                .arg("--out")
+                .arg(&out)
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
     for mut c in children {
         assert!(c.wait().unwrap().success());
     }
-    let list = plasmagen().args(["certs", "list", "--json"]).arg(&out).output().unwrap();
+    let list = plasmagen()
+        .args(["certs", "list", "--json"])
+        .arg(&out)
+        .output()
+        .unwrap();
     let v: serde_json::Value = serde_json::from_slice(&list.stdout).unwrap();
     // One CA, every certificate verifies against it.
-    assert_eq!(v.as_array().unwrap().iter().filter(|c| c["is_ca"] == true).count(), 1);
-    assert!(v.as_array().unwrap().iter().all(|c| c["verifies"] == true), "{v:#}");
-    let dry = plasmagen().arg("generate").arg(&inv).arg("--out").arg(&out).arg("--dry-run").output().unwrap();
-    assert_eq!(dry.status.code(), Some(0), "{}", String::from_utf8_lossy(&dry.stdout));
+    assert_eq!(
+        v.as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["is_ca"] == true)
+            .count(),
+        1
+    );
+    assert!(
+        v.as_array().unwrap().iter().all(|c| c["verifies"] == true),
+        "{v:#}"
+    );
+    let dry = plasmagen()
+        .arg("generate")
+        .arg(&inv)
+        .arg("--out")
+        .arg(&out)
+        .arg("--dry-run")
+        .output()
+        .unwrap();
+    assert_eq!(
+        dry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&dry.stdout)
+    );
 }

@@ -1191,7 +1191,7 @@ fn interrupting_a_parallel_bootstrap_stops_every_install() {
     let env = Env::runbook();
     // Four never arrive: the three stand-in installs wait (up to 10 s) until killed.
     env.set("barrier", "4");
-    let mut child = env
+    let child = env
         .script("provision.sh")
         .args(["--bootstrap", "--no-power", "--logs"])
         .arg(env.root.join("logs"))

@@ -428,10 +428,10 @@ async fn add(
         )
             .into_response();
     };
-    if st.leader == n.idx {
-        if let Some(new) = st.faults[n.idx].step_down_on_add.take() {
-            st.leader = new;
-        }
+    if st.leader == n.idx
+        && let Some(new) = st.faults[n.idx].step_down_on_add.take()
+    {
+        st.leader = new;
     }
     if st.leader != n.idx {
         return not_leader(&mut st, n.idx, "POST", path);

@@ -53,7 +53,11 @@ pub struct RotateArgs {
 /// `DIR/secrets` when it exists, else DIR.
 fn secrets_dir(dir: &Path) -> PathBuf {
     let nested = dir.join("secrets");
-    if nested.is_dir() { nested } else { dir.to_path_buf() }
+    if nested.is_dir() {
+        nested
+    } else {
+        dir.to_path_buf()
+    }
 }
 
 pub fn run(args: &Args) -> Result<Outcome, Error> {
@@ -66,10 +70,16 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
 fn list(args: &ListArgs) -> Result<Outcome, Error> {
     let certs = store::list(&secrets_dir(&args.dir))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&certs).map_err(|e| Error::Internal(e.to_string()))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&certs).map_err(|e| Error::Internal(e.to_string()))?
+        );
         return Ok(Outcome::Ok);
     }
-    println!("{:<40} {:<22} {:>9} {:<8} SANS", "SUBJECT", "NOT AFTER", "DAYS LEFT", "VERIFIES");
+    println!(
+        "{:<40} {:<22} {:>9} {:<8} SANS",
+        "SUBJECT", "NOT AFTER", "DAYS LEFT", "VERIFIES"
+    );
     for c in &certs {
         println!(
             "{:<40} {:<22} {:>9} {:<8} {}",
@@ -91,14 +101,22 @@ fn rotate(args: &RotateArgs) -> Result<Outcome, Error> {
     let which = match (&args.node, args.all) {
         (Some(name), _) => {
             if inv.node(name).is_none() {
-                return Err(Error::Usage(format!("{}: no node named {name:?} in the inventory", args.inventory.display())));
+                return Err(Error::Usage(format!(
+                    "{}: no node named {name:?} in the inventory",
+                    args.inventory.display()
+                )));
             }
             Rotate::Node(name.clone())
         }
         (None, _) => Rotate::All,
     };
     let input = crate::pki::store_input(inv, store::DEFAULT_RENEW_BEFORE_DAYS, false);
-    for action in store::rotate(&layout.secrets, &input, which, time::OffsetDateTime::now_utc())? {
+    for action in store::rotate(
+        &layout.secrets,
+        &input,
+        which,
+        time::OffsetDateTime::now_utc(),
+    )? {
         println!("{action}");
     }
     Ok(Outcome::Ok)

@@ -24,7 +24,7 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
         let (valid, diags, nodes) = match &result {
             Ok(l) => (true, l.warnings.clone(), l.inventory.nodes.len()),
             Err(LoadError::Invalid(d)) => (false, d.clone(), 0),
-            Err(LoadError::Io { .. }) => return Err(result.err().expect("error").into()),
+            Err(LoadError::Io { .. }) => return Err(result.expect_err("an I/O error").into()),
         };
         let doc = json!({
             "file": args.inventory.display().to_string(),
@@ -33,8 +33,15 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
             "errors": diags.iter().filter(|d| d.severity == Severity::Error).collect::<Vec<_>>(),
             "warnings": diags.iter().filter(|d| d.severity == Severity::Warning).collect::<Vec<_>>(),
         });
-        println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| Error::Internal(e.to_string()))?);
-        return if valid { Ok(Outcome::Ok) } else { Err(Error::Invalid(Vec::new())) };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&doc).map_err(|e| Error::Internal(e.to_string()))?
+        );
+        return if valid {
+            Ok(Outcome::Ok)
+        } else {
+            Err(Error::Invalid(Vec::new()))
+        };
     }
     let loaded = result?;
     print_warnings(&loaded.warnings);

@@ -96,7 +96,11 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
         } else {
             plasma_pki::store::plan(&layout.secrets, &store_input, now)?
         };
-        let luks = if args.skip_certs { Vec::new() } else { crate::luks::missing(inv, &layout.secrets) };
+        let luks = if args.skip_certs {
+            Vec::new()
+        } else {
+            crate::luks::missing(inv, &layout.secrets)
+        };
         let rendered = render_all(inv, &layout)?;
         let mut plan = output::plan(&layout.flake, &rendered)?;
         if secrets.contains(&SecretAction::CreateCa) {
@@ -107,7 +111,10 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
         let changes = !plan.is_empty() || secret_changes;
         if args.json {
             let doc = json!({ "changes": changes, "flake": plan, "secrets": secrets, "luks_passphrases": luks });
-            println!("{}", serde_json::to_string_pretty(&doc).map_err(|e| Error::Internal(e.to_string()))?);
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).map_err(|e| Error::Internal(e.to_string()))?
+            );
         } else {
             print!("{}", plan.describe(&layout.flake));
             for a in &secrets {
@@ -120,10 +127,17 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
                 println!("nothing to do: {} files up to date", plan.unchanged);
             }
         }
-        return Ok(if changes { Outcome::ChangesPending } else { Outcome::Ok });
+        return Ok(if changes {
+            Outcome::ChangesPending
+        } else {
+            Outcome::Ok
+        });
     }
 
-    fs::create_dir_all(&layout.out).map_err(|source| Error::Io { path: layout.out.clone(), source })?;
+    fs::create_dir_all(&layout.out).map_err(|source| Error::Io {
+        path: layout.out.clone(),
+        source,
+    })?;
     // One generate at a time per output directory; the second waits.
     let lock_path = layout.out.join(".plasmagen.lock");
     let lock = fs::OpenOptions::new()
@@ -131,8 +145,14 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
         .truncate(false)
         .write(true)
         .open(&lock_path)
-        .map_err(|source| Error::Io { path: lock_path.clone(), source })?;
-    lock.lock().map_err(|source| Error::Io { path: lock_path.clone(), source })?;
+        .map_err(|source| Error::Io {
+            path: lock_path.clone(),
+            source,
+        })?;
+    lock.lock().map_err(|source| Error::Io {
+        path: lock_path.clone(),
+        source,
+    })?;
 
     // Secrets first: the flake carries the public CA certificate.
     ensure_private_dir(&layout.secrets)?;
@@ -141,7 +161,10 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
             eprintln!("secrets: {action}");
         }
         for host in crate::luks::ensure(inv, &layout.secrets)? {
-            eprintln!("secrets: new LUKS passphrase for {host} ({})", crate::luks::key_path(&layout.secrets, &host).display());
+            eprintln!(
+                "secrets: new LUKS passphrase for {host} ({})",
+                crate::luks::key_path(&layout.secrets, &host).display()
+            );
         }
     }
     let rendered = render_all(inv, &layout)?;
@@ -170,7 +193,10 @@ fn render_all(inv: &inventory::Inventory, layout: &Layout) -> Result<render::Ren
         Ok(pem) => {
             // Only ever the certificate: refuse to copy anything holding a private key.
             if String::from_utf8_lossy(&pem).contains("PRIVATE KEY") {
-                return Err(Error::Usage(format!("{}: contains a private key; refusing to copy it into the flake", ca.display())));
+                return Err(Error::Usage(format!(
+                    "{}: contains a private key; refusing to copy it into the flake",
+                    ca.display()
+                )));
             }
             rendered.files.insert(CA_COPY.into(), pem);
         }
@@ -184,7 +210,9 @@ fn render_all(inv: &inventory::Inventory, layout: &Layout) -> Result<render::Ren
         .and_then(|s| time::OffsetDateTime::from_unix_timestamp(s).ok())
         .unwrap_or_else(time::OffsetDateTime::now_utc)
         .date();
-    let yyyymmdd = today.year() as u32 * 10_000 + u32::from(u8::from(today.month())) * 100 + u32::from(today.day());
+    let yyyymmdd = today.year() as u32 * 10_000
+        + u32::from(u8::from(today.month())) * 100
+        + u32::from(today.day());
     render::dns::settle_serials(&mut rendered, &layout.flake, yyyymmdd);
     Ok(rendered)
 }
@@ -192,9 +220,16 @@ fn render_all(inv: &inventory::Inventory, layout: &Layout) -> Result<render::Ren
 /// Create a directory with mode 0700 (or tighten an existing one).
 fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
     use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let io = |source| Error::Io { path: dir.to_path_buf(), source };
+    let io = |source| Error::Io {
+        path: dir.to_path_buf(),
+        source,
+    };
     if !dir.exists() {
-        fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(io)?;
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(io)?;
     }
     let meta = fs::metadata(dir).map_err(io)?;
     if meta.permissions().mode() & 0o777 != 0o700 {

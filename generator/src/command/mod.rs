@@ -50,7 +50,9 @@ pub enum Command {
     #[command(after_help = EXIT_CODES)]
     Collector(collector::Args),
     /// Show the fleet as the collector sees it; --wait until every node joined.
-    #[command(after_help = "Exit codes:\n  0   success (--wait: every node joined its Raft services)\n  1   --wait: a node failed or the timeout passed\n  2   bad arguments, unreadable TLS files, or the collector refused or could not be reached")]
+    #[command(
+        after_help = "Exit codes:\n  0   success (--wait: every node joined its Raft services)\n  1   --wait: a node failed or the timeout passed\n  2   bad arguments, unreadable TLS files, or the collector refused or could not be reached"
+    )]
     Status(status::Args),
     /// Operator: record that a node is installed (its next PXE boot boots the local disk).
     MarkInstalled(mark_installed::Args),

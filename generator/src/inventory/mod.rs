@@ -75,7 +75,12 @@ pub struct FlakeInputs {
 }
 
 impl FlakeInputs {
-    pub const KEYS: [&'static str; 4] = ["nixpkgs", "disko", "plasmacloud-provisioning", "plasmacloud-services"];
+    pub const KEYS: [&'static str; 4] = [
+        "nixpkgs",
+        "disko",
+        "plasmacloud-provisioning",
+        "plasmacloud-services",
+    ];
 
     pub fn defaults(state_version: &str) -> FlakeInputs {
         FlakeInputs {
@@ -264,7 +269,7 @@ impl Inventory {
     }
 
     pub fn is_bootstrap(&self, node: &Node) -> bool {
-        self.cluster.bootstrap.iter().any(|b| *b == node.hostname)
+        self.cluster.bootstrap.contains(&node.hostname)
     }
 
     /// Bootstrap members in the order the inventory lists them.

@@ -30,8 +30,7 @@ impl Cidr {
 
     /// Usable host address: inside, not the network nor the broadcast address.
     pub fn is_host(self, ip: Ipv4Addr) -> bool {
-        self.contains(ip)
-            && (self.prefix >= 31 || (ip != self.network && ip != self.broadcast()))
+        self.contains(ip) && (self.prefix >= 31 || (ip != self.network && ip != self.broadcast()))
     }
 }
 

@@ -30,8 +30,21 @@ const CLUSTER_REQUIRED: &[&str] = &[
     "state_version",
     "collector_url",
 ];
-const PROV_KEYS: &[&str] = &["subnet", "gateway", "nameservers", "dhcp_range", "pxe_server", "interface"];
-const PROV_REQUIRED: &[&str] = &["subnet", "gateway", "nameservers", "dhcp_range", "pxe_server"];
+const PROV_KEYS: &[&str] = &[
+    "subnet",
+    "gateway",
+    "nameservers",
+    "dhcp_range",
+    "pxe_server",
+    "interface",
+];
+const PROV_REQUIRED: &[&str] = &[
+    "subnet",
+    "gateway",
+    "nameservers",
+    "dhcp_range",
+    "pxe_server",
+];
 const PROD_KEYS: &[&str] = &["subnet", "gateway", "nameservers"];
 const MGMT_KEYS: &[&str] = &["subnet"];
 const NODE_KEYS: &[&str] = &[
@@ -44,7 +57,13 @@ const NODE_KEYS: &[&str] = &[
     "disk_layout",
     "bmc",
 ];
-const NODE_REQUIRED: &[&str] = &["hostname", "role", "mac", "provisioning_ip", "production_ip"];
+const NODE_REQUIRED: &[&str] = &[
+    "hostname",
+    "role",
+    "mac",
+    "provisioning_ip",
+    "production_ip",
+];
 const BMC_KEYS: &[&str] = &["address", "username", "password_file"];
 const TOP_KEYS: &[&str] = &["cluster", "networks", "nodes", "vips", "flake"];
 
@@ -123,7 +142,12 @@ impl<'a> Reader<'a> {
         for r in required {
             if !entries.iter().any(|e| e.key == *r) {
                 let field = join(path, r);
-                self.error(item.span.as_ref(), node, &field, "missing required field".into());
+                self.error(
+                    item.span.as_ref(),
+                    node,
+                    &field,
+                    "missing required field".into(),
+                );
             }
         }
         Some(entries)
@@ -156,7 +180,12 @@ impl<'a> Reader<'a> {
         match &item.value {
             Value::Integer(n) if (1..=max).contains(n) => Some(*n),
             Value::Integer(n) => {
-                self.error(item.span.as_ref(), node, path, format!("{n} is out of range 1..={max}"));
+                self.error(
+                    item.span.as_ref(),
+                    node,
+                    path,
+                    format!("{n} is out of range 1..={max}"),
+                );
                 None
             }
             other => {
@@ -178,7 +207,10 @@ impl<'a> Reader<'a> {
                 item.span.as_ref(),
                 node,
                 path,
-                format!("expected an array of strings, found {}", item.value.type_name()),
+                format!(
+                    "expected an array of strings, found {}",
+                    item.value.type_name()
+                ),
             );
             return None;
         };
@@ -234,7 +266,10 @@ impl<'a> Reader<'a> {
                 item.span.as_ref(),
                 node,
                 path,
-                format!("expected an array of IPv4 addresses, found {}", item.value.type_name()),
+                format!(
+                    "expected an array of IPv4 addresses, found {}",
+                    item.value.type_name()
+                ),
             );
             return None;
         };
@@ -263,7 +298,9 @@ fn get<'t>(entries: &'t [Entry], key: &str) -> Option<&'t Item> {
 /// broken, so the semantic rules can still run on the rest.
 pub(super) fn parse(path: &Path, text: &str) -> Result<Parsed, Vec<Diagnostic>> {
     let file = path.display().to_string();
-    let is_json = path.extension().is_some_and(|e| e.eq_ignore_ascii_case("json"));
+    let is_json = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("json"));
     let root = if is_json {
         tree::parse_json(text)
     } else {
@@ -310,11 +347,21 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Parsed, Vec<Diagnostic>> 
         .table(&root, "", None, TOP_KEYS, &["cluster", "networks", "nodes"])
         .unwrap_or(&[]);
 
-    let cluster = read_cluster(&mut r, get(top, "cluster").unwrap_or(&empty), top.iter().any(|e| e.key == "cluster"));
+    let cluster = read_cluster(
+        &mut r,
+        get(top, "cluster").unwrap_or(&empty),
+        top.iter().any(|e| e.key == "cluster"),
+    );
     let networks_item = get(top, "networks");
     let nets = match networks_item {
         Some(item) => r
-            .table(item, "networks", None, &["provisioning", "production", "management"], &["provisioning", "production"])
+            .table(
+                item,
+                "networks",
+                None,
+                &["provisioning", "production", "management"],
+                &["provisioning", "production"],
+            )
             .unwrap_or(&[]),
         None => &[],
     };
@@ -339,7 +386,10 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Parsed, Vec<Diagnostic>> 
                 item.span.as_ref(),
                 None,
                 "nodes",
-                format!("expected an array of tables ([[nodes]]), found {}", other.type_name()),
+                format!(
+                    "expected an array of tables ([[nodes]]), found {}",
+                    other.type_name()
+                ),
             );
         }
         None => {}
@@ -355,27 +405,32 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Parsed, Vec<Diagnostic>> 
                 }
             }
         } else {
-            r.error(item.span.as_ref(), None, "vips", "expected a table of name = \"address\"".into());
+            r.error(
+                item.span.as_ref(),
+                None,
+                "vips",
+                "expected a table of name = \"address\"".into(),
+            );
         }
     }
 
     let mut flake_inputs = FlakeInputs::defaults(&cluster.state_version);
-    if let Some(item) = get(top, "flake") {
-        if let Some(entries) = r.table(item, "flake", None, &["inputs"], &[]) {
-            if let Some(inputs) = get(entries, "inputs") {
-                if let Some(entries) = r.table(inputs, "flake.inputs", None, &FlakeInputs::KEYS, &[]) {
-                    for e in entries {
-                        let path = format!("flake.inputs.{}", e.key);
-                        let Some(url) = r.string(&e.item, &path, None) else { continue };
-                        match e.key.as_str() {
-                            "nixpkgs" => flake_inputs.nixpkgs = url,
-                            "disko" => flake_inputs.disko = url,
-                            "plasmacloud-provisioning" => flake_inputs.provisioning = url,
-                            "plasmacloud-services" => flake_inputs.services = url,
-                            _ => {}
-                        }
-                    }
-                }
+    if let Some(item) = get(top, "flake")
+        && let Some(entries) = r.table(item, "flake", None, &["inputs"], &[])
+        && let Some(inputs) = get(entries, "inputs")
+        && let Some(entries) = r.table(inputs, "flake.inputs", None, &FlakeInputs::KEYS, &[])
+    {
+        for e in entries {
+            let path = format!("flake.inputs.{}", e.key);
+            let Some(url) = r.string(&e.item, &path, None) else {
+                continue;
+            };
+            match e.key.as_str() {
+                "nixpkgs" => flake_inputs.nixpkgs = url,
+                "disko" => flake_inputs.disko = url,
+                "plasmacloud-provisioning" => flake_inputs.provisioning = url,
+                "plasmacloud-services" => flake_inputs.services = url,
+                _ => {}
             }
         }
     }
@@ -401,7 +456,8 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Parsed, Vec<Diagnostic>> 
 
 fn read_cluster(r: &mut Reader<'_>, item: &Item, present: bool) -> Cluster {
     let entries = if present {
-        r.table(item, "cluster", None, CLUSTER_KEYS, CLUSTER_REQUIRED).unwrap_or(&[])
+        r.table(item, "cluster", None, CLUSTER_KEYS, CLUSTER_REQUIRED)
+            .unwrap_or(&[])
     } else {
         &[]
     };
@@ -423,8 +479,12 @@ fn read_cluster(r: &mut Reader<'_>, item: &Item, present: bool) -> Cluster {
             .and_then(|i| r.integer(i, &format!("cluster.{key}"), None, max))
             .unwrap_or(default)
     };
-    let cert_validity_days =
-        num(r, "cert_validity_days", 3650, i64::from(DEFAULT_CERT_VALIDITY_DAYS)) as u32;
+    let cert_validity_days = num(
+        r,
+        "cert_validity_days",
+        3650,
+        i64::from(DEFAULT_CERT_VALIDITY_DAYS),
+    ) as u32;
     let health_timeout_secs = num(
         r,
         "health_timeout_secs",
@@ -464,7 +524,9 @@ fn read_provisioning(r: &mut Reader<'_>, item: Option<&Item>) -> ProvisioningNet
     if let Some(ri) = get(entries, "dhcp_range") {
         let path = format!("{base}.dhcp_range");
         if let Some(re) = r.table(ri, &path, None, &["start", "end"], &["start", "end"]) {
-            if let Some(s) = get(re, "start").and_then(|i| r.ipv4(i, &format!("{path}.start"), None)) {
+            if let Some(s) =
+                get(re, "start").and_then(|i| r.ipv4(i, &format!("{path}.start"), None))
+            {
                 range.0 = s;
             }
             if let Some(e) = get(re, "end").and_then(|i| r.ipv4(i, &format!("{path}.end"), None)) {
@@ -528,7 +590,9 @@ fn read_node(r: &mut Reader<'_>, item: &Item, index: usize) -> Node {
     };
     let node = Some(label.as_str());
     r.record(&base, item);
-    let entries = r.table(item, &base, node, NODE_KEYS, NODE_REQUIRED).unwrap_or(&[]);
+    let entries = r
+        .table(item, &base, node, NODE_KEYS, NODE_REQUIRED)
+        .unwrap_or(&[]);
     let f = |k: &str| format!("{base}.{k}");
 
     let hostname = get(entries, "hostname")
@@ -539,16 +603,28 @@ fn read_node(r: &mut Reader<'_>, item: &Item, index: usize) -> Node {
             let role = Role::parse(&s);
             if role.is_none() {
                 let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
-                let hint = did_you_mean(&s, &names).map(|m| format!("; did you mean {m:?}?")).unwrap_or_default();
-                r.error(i.span.as_ref(), node, &f("role"), format!("unknown role {s:?}; expected one of {}{hint}", names.join(", ")));
+                let hint = did_you_mean(&s, &names)
+                    .map(|m| format!("; did you mean {m:?}?"))
+                    .unwrap_or_default();
+                r.error(
+                    i.span.as_ref(),
+                    node,
+                    &f("role"),
+                    format!(
+                        "unknown role {s:?}; expected one of {}{hint}",
+                        names.join(", ")
+                    ),
+                );
             }
             role
         }),
         None => None,
     };
     let mac = get(entries, "mac").and_then(|i| r.parsed::<Mac>(i, &f("mac"), node));
-    let provisioning_ip = get(entries, "provisioning_ip").and_then(|i| r.ipv4(i, &f("provisioning_ip"), node));
-    let production_ip = get(entries, "production_ip").and_then(|i| r.ipv4(i, &f("production_ip"), node));
+    let provisioning_ip =
+        get(entries, "provisioning_ip").and_then(|i| r.ipv4(i, &f("provisioning_ip"), node));
+    let production_ip =
+        get(entries, "production_ip").and_then(|i| r.ipv4(i, &f("production_ip"), node));
     let disks = match get(entries, "disks") {
         Some(i) => r.strings(i, &f("disks"), node).unwrap_or_default(),
         None => vec!["/dev/sda".to_string()],
@@ -558,8 +634,18 @@ fn read_node(r: &mut Reader<'_>, item: &Item, index: usize) -> Node {
             let layout = DiskLayout::parse(&s);
             if layout.is_none() {
                 let names: Vec<&str> = DiskLayout::ALL.iter().map(|l| l.as_str()).collect();
-                let hint = did_you_mean(&s, &names).map(|m| format!("; did you mean {m:?}?")).unwrap_or_default();
-                r.error(i.span.as_ref(), node, &f("disk_layout"), format!("unknown disk layout {s:?}; expected one of {}{hint}", names.join(", ")));
+                let hint = did_you_mean(&s, &names)
+                    .map(|m| format!("; did you mean {m:?}?"))
+                    .unwrap_or_default();
+                r.error(
+                    i.span.as_ref(),
+                    node,
+                    &f("disk_layout"),
+                    format!(
+                        "unknown disk layout {s:?}; expected one of {}{hint}",
+                        names.join(", ")
+                    ),
+                );
             }
             layout
         }),
@@ -569,8 +655,13 @@ fn read_node(r: &mut Reader<'_>, item: &Item, index: usize) -> Node {
         let be = r.table(i, &f("bmc"), node, BMC_KEYS, &["address", "username"])?;
         let address = get(be, "address").and_then(|a| r.string(a, &f("bmc.address"), node))?;
         let username = get(be, "username").and_then(|a| r.string(a, &f("bmc.username"), node))?;
-        let password_file = get(be, "password_file").and_then(|a| r.string(a, &f("bmc.password_file"), node));
-        Some(Bmc { address, username, password_file })
+        let password_file =
+            get(be, "password_file").and_then(|a| r.string(a, &f("bmc.password_file"), node));
+        Some(Bmc {
+            address,
+            username,
+            password_file,
+        })
     });
     for (key, missing) in [
         ("role", role.is_none()),

@@ -6,7 +6,7 @@ use askama::Template;
 use serde_json::json;
 
 use super::pxe::boot_script_url;
-use super::{Rendered, RenderError, askama_err};
+use super::{RenderError, Rendered, askama_err};
 use crate::inventory::Inventory;
 
 /// Where the PXE server's TFTP root holds undionly.kpxe and ipxe.efi.
@@ -75,7 +75,13 @@ fn hosts(inv: &Inventory) -> Vec<Host> {
 
 pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
     let p = &inv.provisioning;
-    let ns = |sep: &str| p.nameservers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(sep);
+    let ns = |sep: &str| {
+        p.nameservers
+            .iter()
+            .map(|n| n.to_string())
+            .collect::<Vec<_>>()
+            .join(sep)
+    };
     let dhcpd = DhcpdConf {
         cluster: inv.cluster.name.clone(),
         network: p.subnet.network.to_string(),
@@ -89,7 +95,10 @@ pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
         boot_script_url: boot_script_url(inv),
         hosts: hosts(inv),
     };
-    out.add("pxe/dhcpd.conf", dhcpd.render().map_err(askama_err("pxe/dhcpd.conf"))?);
+    out.add(
+        "pxe/dhcpd.conf",
+        dhcpd.render().map_err(askama_err("pxe/dhcpd.conf"))?,
+    );
 
     let dnsmasq = DnsmasqConf {
         cluster: inv.cluster.name.clone(),
@@ -105,7 +114,10 @@ pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
         tftp_root: TFTP_ROOT,
         hosts: hosts(inv),
     };
-    out.add("pxe/dnsmasq.conf", dnsmasq.render().map_err(askama_err("pxe/dnsmasq.conf"))?);
+    out.add(
+        "pxe/dnsmasq.conf",
+        dnsmasq.render().map_err(askama_err("pxe/dnsmasq.conf"))?,
+    );
 
     let proxy = DnsmasqProxyConf {
         cluster: inv.cluster.name.clone(),
@@ -115,12 +127,18 @@ pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
         boot_script_url: boot_script_url(inv),
         tftp_root: TFTP_ROOT,
     };
-    out.add("pxe/dnsmasq-proxy.conf", proxy.render().map_err(askama_err("pxe/dnsmasq-proxy.conf"))?);
+    out.add(
+        "pxe/dnsmasq-proxy.conf",
+        proxy
+            .render()
+            .map_err(askama_err("pxe/dnsmasq-proxy.conf"))?,
+    );
 
-    let mut kea = serde_json::to_string_pretty(&kea_config(inv)).map_err(|source| RenderError::Json {
-        what: "pxe/kea-dhcp4.json".into(),
-        source,
-    })?;
+    let mut kea =
+        serde_json::to_string_pretty(&kea_config(inv)).map_err(|source| RenderError::Json {
+            what: "pxe/kea-dhcp4.json".into(),
+            source,
+        })?;
     kea.push('\n');
     out.add("pxe/kea-dhcp4.json", kea);
     Ok(())
@@ -130,7 +148,12 @@ pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
 pub fn kea_config(inv: &Inventory) -> serde_json::Value {
     let p = &inv.provisioning;
     let pxe = p.pxe_server.to_string();
-    let nameservers = p.nameservers.iter().map(|n| n.to_string()).collect::<Vec<_>>().join(", ");
+    let nameservers = p
+        .nameservers
+        .iter()
+        .map(|n| n.to_string())
+        .collect::<Vec<_>>()
+        .join(", ");
     let reservations: Vec<_> = inv
         .nodes
         .iter()

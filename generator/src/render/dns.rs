@@ -6,7 +6,7 @@ use std::path::Path;
 
 use askama::Template;
 
-use super::{Rendered, RenderError, askama_err};
+use super::{RenderError, Rendered, askama_err};
 use crate::inventory::{Cidr, Inventory, Role};
 
 /// Stands for the SOA serial until [`settle_serials`] picks the real one.
@@ -60,7 +60,12 @@ pub fn reverse_zone(subnet: Cidr) -> String {
 
 fn reverse_name(subnet: Cidr, ip: Ipv4Addr) -> String {
     let labels = usize::from(subnet.prefix / 8).max(1);
-    ip.octets()[labels..].iter().rev().map(u8::to_string).collect::<Vec<_>>().join(".")
+    ip.octets()[labels..]
+        .iter()
+        .rev()
+        .map(u8::to_string)
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
@@ -75,10 +80,16 @@ pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
             .nodes
             .iter()
             .filter(|n| n.role == role)
-            .map(|n| Record { name: n.hostname.clone(), ip: n.production_ip })
+            .map(|n| Record {
+                name: n.hostname.clone(),
+                ip: n.production_ip,
+            })
             .collect();
         if !records.is_empty() {
-            groups.push(Group { title: title.into(), records });
+            groups.push(Group {
+                title: title.into(),
+                records,
+            });
         }
     }
     groups.push(Group {
@@ -86,13 +97,23 @@ pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
         records: inv
             .nodes
             .iter()
-            .map(|n| Record { name: format!("{}.prov", n.hostname), ip: n.provisioning_ip })
+            .map(|n| Record {
+                name: format!("{}.prov", n.hostname),
+                ip: n.provisioning_ip,
+            })
             .collect(),
     });
     if !inv.vips.is_empty() {
         groups.push(Group {
             title: "Service VIPs".into(),
-            records: inv.vips.iter().map(|(name, ip)| Record { name: name.clone(), ip: *ip }).collect(),
+            records: inv
+                .vips
+                .iter()
+                .map(|(name, ip)| Record {
+                    name: name.clone(),
+                    ip: *ip,
+                })
+                .collect(),
         });
     }
     let fwd = ForwardZone {
@@ -102,12 +123,25 @@ pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
         pxe_server: inv.provisioning.pxe_server,
         groups,
     };
-    out.add(format!("dns/{domain}.zone"), fwd.render().map_err(askama_err("dns/forward.zone"))?);
+    out.add(
+        format!("dns/{domain}.zone"),
+        fwd.render().map_err(askama_err("dns/forward.zone"))?,
+    );
 
     for (subnet, addrs) in [
-        (inv.production.subnet, inv.nodes.iter().map(|n| (n.production_ip, inv.fqdn(n))).collect::<Vec<_>>()),
+        (
+            inv.production.subnet,
+            inv.nodes
+                .iter()
+                .map(|n| (n.production_ip, inv.fqdn(n)))
+                .collect::<Vec<_>>(),
+        ),
         (inv.provisioning.subnet, {
-            let mut v: Vec<_> = inv.nodes.iter().map(|n| (n.provisioning_ip, format!("{}.prov.{domain}", n.hostname))).collect();
+            let mut v: Vec<_> = inv
+                .nodes
+                .iter()
+                .map(|n| (n.provisioning_ip, format!("{}.prov.{domain}", n.hostname)))
+                .collect();
             v.push((inv.provisioning.pxe_server, format!("pxe.{domain}")));
             v
         }),
@@ -115,7 +149,10 @@ pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
         let zone = reverse_zone(subnet);
         let mut records: Vec<Ptr> = addrs
             .into_iter()
-            .map(|(ip, target)| Ptr { name: reverse_name(subnet, ip), target })
+            .map(|(ip, target)| Ptr {
+                name: reverse_name(subnet, ip),
+                target,
+            })
             .collect();
         records.sort_by(|a, b| a.name.cmp(&b.name));
         let rev = ReverseZone {
@@ -126,7 +163,10 @@ pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
             serial: SERIAL_PLACEHOLDER,
             records,
         };
-        out.add(format!("dns/{zone}.zone"), rev.render().map_err(askama_err("dns/reverse.zone"))?);
+        out.add(
+            format!("dns/{zone}.zone"),
+            rev.render().map_err(askama_err("dns/reverse.zone"))?,
+        );
     }
     Ok(())
 }
@@ -144,11 +184,17 @@ pub fn settle_serials(rendered: &mut Rendered, flake_dir: &Path, today_yyyymmdd:
         let old = std::fs::read_to_string(flake_dir.join(rel)).ok();
         let old_serial = old.as_deref().and_then(serial_of);
         let serial = match (old.as_deref(), old_serial) {
-            (Some(old_text), Some(s)) if old_text.replacen(&format!("{s:010}"), SERIAL_PLACEHOLDER, 1) == new => s,
+            (Some(old_text), Some(s))
+                if old_text.replacen(&format!("{s:010}"), SERIAL_PLACEHOLDER, 1) == new =>
+            {
+                s
+            }
             (_, Some(s)) => (s + 1).max(base),
             _ => base,
         };
-        *bytes = new.replacen(SERIAL_PLACEHOLDER, &format!("{serial:010}"), 1).into_bytes();
+        *bytes = new
+            .replacen(SERIAL_PLACEHOLDER, &format!("{serial:010}"), 1)
+            .into_bytes();
     }
 }
 

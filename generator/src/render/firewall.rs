@@ -2,7 +2,7 @@
 
 use askama::Template;
 
-use super::{Rendered, RenderError, askama_err};
+use super::{RenderError, Rendered, askama_err};
 use crate::inventory::{Cidr, Inventory, Role};
 
 #[derive(Template)]
@@ -19,7 +19,11 @@ struct RoleNft {
 }
 
 fn join(ports: &[u16]) -> String {
-    ports.iter().map(u16::to_string).collect::<Vec<_>>().join(", ")
+    ports
+        .iter()
+        .map(u16::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// `{ a, b }`, or a single subnet when one contains the other (nft rejects overlapping
@@ -65,7 +69,11 @@ pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
         collector_port: collector_port(&inv.cluster.collector_url),
         collector_sources: sources(inv.provisioning.subnet, inv.production.subnet),
     };
-    out.add("firewall/pxe-server.nft", pxe.render().map_err(askama_err("firewall/pxe-server.nft"))?);
+    out.add(
+        "firewall/pxe-server.nft",
+        pxe.render()
+            .map_err(askama_err("firewall/pxe-server.nft"))?,
+    );
     let management = inv.ssh_source();
     let production = inv.production.subnet;
     for role in Role::ALL {

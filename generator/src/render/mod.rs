@@ -60,7 +60,12 @@ impl Rendered {
     }
 
     /// A `.nix` file: parsed with rnix before it is accepted.
-    fn add_nix(&mut self, path: impl Into<PathBuf>, template: &str, text: String) -> Result<(), RenderError> {
+    fn add_nix(
+        &mut self,
+        path: impl Into<PathBuf>,
+        template: &str,
+        text: String,
+    ) -> Result<(), RenderError> {
         nix::check_parses(template, &text)?;
         self.add(path, text);
         Ok(())
@@ -84,7 +89,10 @@ pub fn render_flake(inv: &Inventory) -> Result<Rendered, RenderError> {
     pxe::render(inv, &mut out)?;
     scripts::render(inv, &mut out)?;
     // Nodes are independent: render them on both cores.
-    let chunks: Vec<&[crate::inventory::Node]> = inv.nodes.chunks(inv.nodes.len().div_ceil(2).max(1)).collect();
+    let chunks: Vec<&[crate::inventory::Node]> = inv
+        .nodes
+        .chunks(inv.nodes.len().div_ceil(2).max(1))
+        .collect();
     let results: Vec<Result<Rendered, RenderError>> = std::thread::scope(|s| {
         let handles: Vec<_> = chunks
             .iter()
@@ -98,7 +106,10 @@ pub fn render_flake(inv: &Inventory) -> Result<Rendered, RenderError> {
                 })
             })
             .collect();
-        handles.into_iter().map(|h| h.join().expect("render thread panicked")).collect()
+        handles
+            .into_iter()
+            .map(|h| h.join().expect("render thread panicked"))
+            .collect()
     });
     for r in results {
         out.files.extend(r?.files);

@@ -41,7 +41,11 @@ pub fn check_parses(template: &str, text: &str) -> Result<(), crate::render::Ren
     } else {
         Err(crate::render::RenderError::NixParse {
             template: template.to_string(),
-            errors: errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("; "),
+            errors: errors
+                .iter()
+                .map(|e| e.to_string())
+                .collect::<Vec<_>>()
+                .join("; "),
         })
     }
 }

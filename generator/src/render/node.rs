@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use askama::Template;
 use plasma_wire::{ClusterConfig, ServiceEndpoint, TlsPaths};
 
-use super::{Rendered, RenderError, askama_err, nix};
+use super::{RenderError, Rendered, askama_err, nix};
 use crate::inventory::{DiskLayout, Inventory, Node, Service};
 
 /// Where nixos-anywhere --extra-files puts the node's keys (runbook 5.3 Step 3.4).
@@ -98,7 +98,11 @@ pub fn render(inv: &Inventory, node: &Node, out: &mut Rendered) -> Result<(), Re
         production_prefix: inv.production.subnet.prefix,
         gateway: nix::string(&inv.production.gateway.to_string()),
         nameservers: nix::string_list(
-            &inv.production.nameservers.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            &inv.production
+                .nameservers
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>(),
         ),
         chainfire: services.contains(&Service::Chainfire),
         flaredb: services.contains(&Service::Flaredb),
@@ -116,7 +120,8 @@ pub fn render(inv: &Inventory, node: &Node, out: &mut Rendered) -> Result<(), Re
     out.add_nix(
         format!("{dir}/configuration.nix"),
         "flake/configuration.nix",
-        conf.render().map_err(askama_err("flake/configuration.nix"))?,
+        conf.render()
+            .map_err(askama_err("flake/configuration.nix"))?,
     )?;
 
     let hw = HardwareNix { fqdn: fqdn.clone() };
@@ -130,7 +135,11 @@ pub fn render(inv: &Inventory, node: &Node, out: &mut Rendered) -> Result<(), Re
     let (template, text) = match node.disk_layout {
         DiskLayout::Single => (
             "flake/disko-single.nix",
-            DiskoSingle { fqdn: fqdn.clone(), disks }.render(),
+            DiskoSingle {
+                fqdn: fqdn.clone(),
+                disks,
+            }
+            .render(),
         ),
         DiskLayout::Raid1 => (
             "flake/disko-raid1.nix",
@@ -151,7 +160,11 @@ pub fn render(inv: &Inventory, node: &Node, out: &mut Rendered) -> Result<(), Re
             .render(),
         ),
     };
-    out.add_nix(format!("{dir}/disko.nix"), template, text.map_err(askama_err(template))?)?;
+    out.add_nix(
+        format!("{dir}/disko.nix"),
+        template,
+        text.map_err(askama_err(template))?,
+    )?;
 
     let config = cluster_config(inv, node);
     let mut json = serde_json::to_string_pretty(&config).map_err(|source| RenderError::Json {
@@ -169,7 +182,10 @@ pub fn cluster_config(inv: &Inventory, node: &Node) -> ClusterConfig {
     let members = inv.bootstrap_nodes();
     let peers = |port: u16| -> Vec<String> {
         if bootstrap {
-            members.iter().map(|m| format!("{}:{port}", inv.fqdn(m))).collect()
+            members
+                .iter()
+                .map(|m| format!("{}:{port}", inv.fqdn(m)))
+                .collect()
         } else {
             Vec::new()
         }
@@ -201,7 +217,11 @@ pub fn cluster_config(inv: &Inventory, node: &Node) -> ClusterConfig {
         bootstrap,
         cluster_name: inv.cluster.name.clone(),
         leader_url,
-        raft_addr: format!("{}:{}", node.production_ip, Service::Chainfire.raft_port().expect("raft")),
+        raft_addr: format!(
+            "{}:{}",
+            node.production_ip,
+            Service::Chainfire.raft_port().expect("raft")
+        ),
         initial_peers: peers(Service::Chainfire.raft_port().expect("raft")),
         flaredb_peers: peers(Service::Flaredb.raft_port().expect("raft")),
         services,

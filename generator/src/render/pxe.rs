@@ -39,7 +39,10 @@ struct DiscoveryIpxe<'a> {
 /// `http://<pxe_server>:8080/boot/nixos`: one directory per profile with bzImage, initrd,
 /// netboot.ipxe (runbook 5.2).
 pub fn image_base(inv: &Inventory) -> String {
-    format!("http://{}:{HTTP_PORT}/boot/nixos", inv.provisioning.pxe_server)
+    format!(
+        "http://{}:{HTTP_PORT}/boot/nixos",
+        inv.provisioning.pxe_server
+    )
 }
 
 /// Netboot script of a node that is not installed yet.
@@ -94,7 +97,10 @@ pub const MENU_TIMEOUT_MS: u32 = 5000;
 
 /// `http://<pxe_server>:8080/boot/ipxe`: where the static scripts (this module) are served.
 pub fn static_base(inv: &Inventory) -> String {
-    format!("http://{}:{HTTP_PORT}/boot/ipxe", inv.provisioning.pxe_server)
+    format!(
+        "http://{}:{HTTP_PORT}/boot/ipxe",
+        inv.provisioning.pxe_server
+    )
 }
 
 /// What DHCP hands to iPXE (runbook 3.2).
@@ -117,12 +123,21 @@ pub fn render(inv: &Inventory, out: &mut super::Rendered) -> Result<(), RenderEr
     let boot = BootIpxe {
         cluster: inv.cluster.name.clone(),
         static_base: static_base(inv),
-        collector_boot_base: format!("http://{}:{COLLECTOR_BOOT_PORT}", inv.provisioning.pxe_server),
+        collector_boot_base: format!(
+            "http://{}:{COLLECTOR_BOOT_PORT}",
+            inv.provisioning.pxe_server
+        ),
         menu_timeout_ms: MENU_TIMEOUT_MS,
     };
-    out.add("pxe/boot.ipxe", boot.render().map_err(askama_err("pxe/boot.ipxe"))?);
+    out.add(
+        "pxe/boot.ipxe",
+        boot.render().map_err(askama_err("pxe/boot.ipxe"))?,
+    );
     for node in &inv.nodes {
-        out.add(format!("pxe/nodes/{}.ipxe", node.mac.dashed()), netboot_script(inv, node)?);
+        out.add(
+            format!("pxe/nodes/{}.ipxe", node.mac.dashed()),
+            netboot_script(inv, node)?,
+        );
     }
     out.add("pxe/discovery.ipxe", discovery_script(inv)?);
     Ok(())

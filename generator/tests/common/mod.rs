@@ -95,6 +95,10 @@ pub fn generate_flake_only(inventory: &Path, out: &Path) -> Output {
         .arg("--skip-certs")
         .output()
         .expect("run plasmagen");
-    assert!(o.status.success(), "generate failed: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "generate failed: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     o
 }
