@@ -3,6 +3,7 @@
 pub mod certs;
 pub mod check;
 pub mod collector;
+pub mod discovered;
 pub mod generate;
 pub mod mark_installed;
 pub mod reprovision;
@@ -58,6 +59,8 @@ pub enum Command {
     MarkInstalled(mark_installed::Args),
     /// Operator: clear a node's installed state so its next PXE boot reinstalls it.
     Reprovision(reprovision::Args),
+    /// Operator: discovered machines whose MAC is in no inventory node, as `[[nodes]]` entries.
+    Discovered(discovered::Args),
 }
 
 /// What a successful command asks `main` to exit with.
@@ -75,6 +78,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Status(args) => status::run(&args),
         Command::MarkInstalled(args) => mark_installed::run(&args),
         Command::Reprovision(args) => reprovision::run(&args),
+        Command::Discovered(args) => discovered::run(&args),
         Command::Certs(args) => certs::run(&args),
     }
 }
