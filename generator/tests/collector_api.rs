@@ -61,11 +61,32 @@ async fn call(
         .await
         .unwrap();
     let status = resp.status();
-    (status, resp.into_body().collect().await.unwrap().to_bytes().to_vec())
+    (
+        status,
+        resp.into_body()
+            .collect()
+            .await
+            .unwrap()
+            .to_bytes()
+            .to_vec(),
+    )
 }
 
-async fn post_json(s: &AppState, uri: &str, peer: Option<Peer>, body: &Value) -> (StatusCode, Value) {
-    let (st, b) = call(s, "POST", uri, peer, Some("application/json"), body.to_string()).await;
+async fn post_json(
+    s: &AppState,
+    uri: &str,
+    peer: Option<Peer>,
+    body: &Value,
+) -> (StatusCode, Value) {
+    let (st, b) = call(
+        s,
+        "POST",
+        uri,
+        peer,
+        Some("application/json"),
+        body.to_string(),
+    )
+    .await;
     (st, serde_json::from_slice(&b).unwrap_or(Value::Null))
 }
 
@@ -87,7 +108,10 @@ async fn metrics(s: &AppState) -> String {
 
 fn metric(text: &str, line_prefix: &str) -> u64 {
     text.lines()
-        .find_map(|l| l.strip_prefix(line_prefix).map(|v| v.trim().parse::<u64>().unwrap()))
+        .find_map(|l| {
+            l.strip_prefix(line_prefix)
+                .map(|v| v.trim().parse::<u64>().unwrap())
+        })
         .unwrap_or(0)
 }
 
@@ -111,21 +135,101 @@ async fn every_bad_input_gets_a_json_4xx_and_the_server_keeps_serving() {
     let mut huge = good.clone();
     huge["message"] = json!("x".repeat(70 * 1024));
 
-    let cases: Vec<(&str, Option<&str>, String, StatusCode, &str, &str)> = vec![
-        ("malformed JSON", Some("application/json"), "{\"node_id\": ".into(), StatusCode::BAD_REQUEST, "malformed_json", "not valid JSON"),
-        ("not JSON at all", Some("application/json"), "hello".into(), StatusCode::BAD_REQUEST, "malformed_json", "not valid JSON"),
-        ("unknown field", Some("application/json"), unknown_field.to_string(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "unknown field `extra`"),
-        ("unknown phase", Some("application/json"), unknown_phase.to_string(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "unknown variant `exploded`"),
-        ("missing field", Some("application/json"), missing.to_string(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_body", "missing field `status`"),
-        ("bad timestamp", Some("application/json"), bad_at.to_string(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_report", "RFC 3339"),
-        ("unknown service", Some("application/json"), bad_service.to_string(), StatusCode::UNPROCESSABLE_ENTITY, "invalid_report", "unknown service"),
-        ("body over 64 KiB", Some("application/json"), huge.to_string(), StatusCode::PAYLOAD_TOO_LARGE, "body_too_large", "65536"),
-        ("wrong content type", Some("text/plain"), good.to_string(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "application/json"),
-        ("no content type", None, good.to_string(), StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "application/json"),
+    // (what, content type, body, status, error code, message contains)
+    type Case<'a> = (
+        &'a str,
+        Option<&'a str>,
+        String,
+        StatusCode,
+        &'a str,
+        &'a str,
+    );
+    let cases: Vec<Case<'_>> = vec![
+        (
+            "malformed JSON",
+            Some("application/json"),
+            "{\"node_id\": ".into(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "not valid JSON",
+        ),
+        (
+            "not JSON at all",
+            Some("application/json"),
+            "hello".into(),
+            StatusCode::BAD_REQUEST,
+            "malformed_json",
+            "not valid JSON",
+        ),
+        (
+            "unknown field",
+            Some("application/json"),
+            unknown_field.to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "unknown field `extra`",
+        ),
+        (
+            "unknown phase",
+            Some("application/json"),
+            unknown_phase.to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "unknown variant `exploded`",
+        ),
+        (
+            "missing field",
+            Some("application/json"),
+            missing.to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_body",
+            "missing field `status`",
+        ),
+        (
+            "bad timestamp",
+            Some("application/json"),
+            bad_at.to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_report",
+            "RFC 3339",
+        ),
+        (
+            "unknown service",
+            Some("application/json"),
+            bad_service.to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_report",
+            "unknown service",
+        ),
+        (
+            "body over 64 KiB",
+            Some("application/json"),
+            huge.to_string(),
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "body_too_large",
+            "65536",
+        ),
+        (
+            "wrong content type",
+            Some("text/plain"),
+            good.to_string(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "application/json",
+        ),
+        (
+            "no content type",
+            None,
+            good.to_string(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "application/json",
+        ),
     ];
     for (what, ct, body, status, code, says) in cases {
         let (st, b) = call(&s, "POST", "/v1/reports", me(), ct, body).await;
-        let v: Value = serde_json::from_slice(&b).unwrap_or_else(|e| panic!("{what}: body is not JSON ({e})"));
+        let v: Value =
+            serde_json::from_slice(&b).unwrap_or_else(|e| panic!("{what}: body is not JSON ({e})"));
         assert_eq!(st, status, "{what}: {v}");
         assert_eq!(v["error"], code, "{what}: {v}");
         assert!(v["message"].as_str().unwrap().contains(says), "{what}: {v}");
@@ -134,19 +238,45 @@ async fn every_bad_input_gets_a_json_4xx_and_the_server_keeps_serving() {
     let chunks = futures_util::stream::iter(
         (0..20).map(|_| Ok::<_, std::io::Error>(bytes_of(vec![b' '; 4096]))),
     );
-    let (st, _) = call(&s, "POST", "/v1/reports", me(), Some("application/json"), Body::from_stream(chunks)).await;
+    let (st, _) = call(
+        &s,
+        "POST",
+        "/v1/reports",
+        me(),
+        Some("application/json"),
+        Body::from_stream(chunks),
+    )
+    .await;
     assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
 
     // Unknown node: 403, counted, listed for the dashboard.
-    let (st, v) = post_json(&s, "/v1/reports", me(), &report_json("node99", "chainfire", Phase::Booted)).await;
-    assert_eq!((st, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("unknown_node")));
+    let (st, v) = post_json(
+        &s,
+        "/v1/reports",
+        me(),
+        &report_json("node99", "chainfire", Phase::Booted),
+    )
+    .await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("unknown_node"))
+    );
     // No certificate: 401. Another node's certificate: 403.
     let (st, v) = post_json(&s, "/v1/reports", None, &good).await;
-    assert_eq!((st, v["error"].as_str()), (StatusCode::UNAUTHORIZED, Some("no_certificate")));
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("no_certificate"))
+    );
     let (st, v) = post_json(&s, "/v1/reports", Some(node_peer("node02")), &good).await;
-    assert_eq!((st, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("identity_mismatch")));
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("identity_mismatch"))
+    );
     let (st, v) = post_json(&s, "/v1/reports", Some(operator_peer()), &good).await;
-    assert_eq!((st, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("identity_mismatch")));
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("identity_mismatch"))
+    );
 
     // Still serving: the good report is stored, nothing else was.
     let (st, v) = post_json(&s, "/v1/reports", me(), &good).await;
@@ -155,19 +285,63 @@ async fn every_bad_input_gets_a_json_4xx_and_the_server_keeps_serving() {
     let n1 = fleet.nodes.iter().find(|n| n.hostname == "node01").unwrap();
     assert_eq!(n1.reports, 1);
     assert_eq!(n1.services[0].phase, "joining");
-    assert!(fleet.nodes.iter().filter(|n| n.hostname != "node01").all(|n| n.reports == 0));
+    assert!(
+        fleet
+            .nodes
+            .iter()
+            .filter(|n| n.hostname != "node01")
+            .all(|n| n.reports == 0)
+    );
     assert_eq!(fleet.rejected_unknown_nodes.len(), 1);
     assert_eq!(fleet.rejected_unknown_nodes[0].node_id, "node99");
 
     let m = metrics(&s).await;
     assert_eq!(metric(&m, "plasma_collector_reports_accepted_total "), 1);
-    assert_eq!(metric(&m, "plasma_collector_reports_rejected_total{reason=\"unknown_node\"} "), 1);
-    assert_eq!(metric(&m, "plasma_collector_reports_rejected_total{reason=\"malformed_json\"} "), 2);
-    assert_eq!(metric(&m, "plasma_collector_reports_rejected_total{reason=\"body_too_large\"} "), 2);
-    assert_eq!(metric(&m, "plasma_collector_reports_rejected_total{reason=\"identity_mismatch\"} "), 2);
-    assert_eq!(metric(&m, "plasma_collector_reports_rejected_total{reason=\"no_certificate\"} "), 1);
-    assert!(m.contains("plasma_collector_request_duration_seconds_bucket{route=\"/v1/reports\",le=\"+Inf\"} 16"), "{m}");
-    assert_eq!(metric(&m, "plasma_collector_nodes{state=\"in-progress\"} "), 1);
+    assert_eq!(
+        metric(
+            &m,
+            "plasma_collector_reports_rejected_total{reason=\"unknown_node\"} "
+        ),
+        1
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "plasma_collector_reports_rejected_total{reason=\"malformed_json\"} "
+        ),
+        2
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "plasma_collector_reports_rejected_total{reason=\"body_too_large\"} "
+        ),
+        2
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "plasma_collector_reports_rejected_total{reason=\"identity_mismatch\"} "
+        ),
+        2
+    );
+    assert_eq!(
+        metric(
+            &m,
+            "plasma_collector_reports_rejected_total{reason=\"no_certificate\"} "
+        ),
+        1
+    );
+    assert!(
+        m.contains(
+            "plasma_collector_request_duration_seconds_bucket{route=\"/v1/reports\",le=\"+Inf\"} 16"
+        ),
+        "{m}"
+    );
+    assert_eq!(
+        metric(&m, "plasma_collector_nodes{state=\"in-progress\"} "),
+        1
+    );
     assert_eq!(metric(&m, "plasma_collector_nodes{state=\"pending\"} "), 4);
 }
 
@@ -185,10 +359,22 @@ async fn phases_history_and_joined_state() {
         ("chainfire", Phase::Joined),
         ("flaredb", Phase::Joined),
     ] {
-        let (st, v) = post_json(&s, "/v1/reports", Some(node_peer("node04")), &report_json("node04", svc, phase)).await;
+        let (st, v) = post_json(
+            &s,
+            "/v1/reports",
+            Some(node_peer("node04")),
+            &report_json("node04", svc, phase),
+        )
+        .await;
         assert_eq!(st, StatusCode::OK, "{v}");
     }
-    let (st, v) = post_json(&s, "/v1/reports", Some(node_peer("node05")), &report_json("node05", "chainfire", Phase::Failed)).await;
+    let (st, v) = post_json(
+        &s,
+        "/v1/reports",
+        Some(node_peer("node05")),
+        &report_json("node05", "chainfire", Phase::Failed),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let node: NodeView = get_json(&s, "/v1/nodes/node04").await;
     // A worker only has to join chainfire; its stray flaredb report does not matter.
@@ -199,14 +385,33 @@ async fn phases_history_and_joined_state() {
     assert_eq!(phases, ["booted", "joining", "joined", "joined"]);
     assert!(hist.windows(2).all(|w| w[0].id < w[1].id));
     let fleet: FleetView = get_json(&s, "/v1/nodes").await;
-    assert_eq!((fleet.summary.joined, fleet.summary.failed, fleet.summary.pending), (1, 1, 3));
+    assert_eq!(
+        (
+            fleet.summary.joined,
+            fleet.summary.failed,
+            fleet.summary.pending
+        ),
+        (1, 1, 3)
+    );
     let n5 = fleet.nodes.iter().find(|n| n.hostname == "node05").unwrap();
     assert_eq!(n5.state.as_str(), "failed");
     // A control plane needs both chainfire and flaredb.
-    post_json(&s, "/v1/reports", Some(node_peer("node01")), &report_json("node01", "chainfire", Phase::Bootstrapped)).await;
+    post_json(
+        &s,
+        "/v1/reports",
+        Some(node_peer("node01")),
+        &report_json("node01", "chainfire", Phase::Bootstrapped),
+    )
+    .await;
     let n1: NodeView = get_json(&s, "/v1/nodes/node01").await;
     assert_eq!(n1.state.as_str(), "in-progress");
-    post_json(&s, "/v1/reports", Some(node_peer("node01")), &report_json("node01", "flaredb", Phase::Bootstrapped)).await;
+    post_json(
+        &s,
+        "/v1/reports",
+        Some(node_peer("node01")),
+        &report_json("node01", "flaredb", Phase::Bootstrapped),
+    )
+    .await;
     let n1: NodeView = get_json(&s, "/v1/nodes/node01").await;
     assert_eq!(n1.state.as_str(), "joined");
     let (st, _) = call(&s, "GET", "/v1/nodes/nope", None, None, Body::empty()).await;
@@ -221,7 +426,13 @@ async fn stuck_nodes_stand_out() {
         ..Config::default()
     };
     let s = state(runbook(), dir.path(), cfg);
-    post_json(&s, "/v1/reports", Some(node_peer("node02")), &report_json("node02", "chainfire", Phase::Joining)).await;
+    post_json(
+        &s,
+        "/v1/reports",
+        Some(node_peer("node02")),
+        &report_json("node02", "chainfire", Phase::Joining),
+    )
+    .await;
     let n: NodeView = get_json(&s, "/v1/nodes/node02").await;
     assert_eq!(n.state.as_str(), "in-progress");
     // Wall-clock: the stuck rule compares report receipt times with now.
@@ -235,11 +446,26 @@ async fn stuck_nodes_stand_out() {
 
 async fn boot(s: &AppState, file: &str) -> (StatusCode, String) {
     let resp = collector::boot_app(s.clone())
-        .oneshot(Request::get(format!("/boot/{file}")).body(Body::empty()).unwrap())
+        .oneshot(
+            Request::get(format!("/boot/{file}"))
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     let st = resp.status();
-    (st, String::from_utf8(resp.into_body().collect().await.unwrap().to_bytes().to_vec()).unwrap())
+    (
+        st,
+        String::from_utf8(
+            resp.into_body()
+                .collect()
+                .await
+                .unwrap()
+                .to_bytes()
+                .to_vec(),
+        )
+        .unwrap(),
+    )
 }
 
 #[tokio::test]
@@ -255,38 +481,90 @@ async fn install_loop_avoidance_through_the_api() {
     let s = state(inv.clone(), dir.path(), Config::default());
 
     // Not installed: the netboot script, whichever MAC spelling iPXE uses.
-    for f in ["52-54-00-12-34-56.ipxe", "52:54:00:12:34:56.ipxe", "52-54-00-12-34-56.IPXE"] {
+    for f in [
+        "52-54-00-12-34-56.ipxe",
+        "52:54:00:12:34:56.ipxe",
+        "52-54-00-12-34-56.IPXE",
+    ] {
         assert_eq!(boot(&s, f).await, (StatusCode::OK, netboot.clone()), "{f}");
     }
-    assert_eq!(boot(&s, "aa-bb-cc-00-00-01.ipxe").await, (StatusCode::OK, discovery.clone()));
+    assert_eq!(
+        boot(&s, "aa-bb-cc-00-00-01.ipxe").await,
+        (StatusCode::OK, discovery.clone())
+    );
     assert_eq!(boot(&s, "not-a-mac.ipxe").await.0, StatusCode::NOT_FOUND);
 
     // Operator endpoints: no certificate 401, a node's certificate 403, the operator's 200.
     let (st, _) = post_json(&s, "/v1/nodes/node01/installed", None, &json!({})).await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
-    let (st, v) = post_json(&s, "/v1/nodes/node01/installed", Some(node_peer("node01")), &json!({})).await;
-    assert_eq!((st, v["error"].as_str()), (StatusCode::FORBIDDEN, Some("not_operator")));
+    let (st, v) = post_json(
+        &s,
+        "/v1/nodes/node01/installed",
+        Some(node_peer("node01")),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("not_operator"))
+    );
     assert_eq!(boot(&s, "52-54-00-12-34-56.ipxe").await.1, netboot);
-    let (st, v) = post_json(&s, "/v1/nodes/node01/installed", Some(operator_peer()), &json!({})).await;
+    let (st, v) = post_json(
+        &s,
+        "/v1/nodes/node01/installed",
+        Some(operator_peer()),
+        &json!({}),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["installed"], true);
     assert_eq!(boot(&s, "52-54-00-12-34-56.ipxe").await.1, local);
 
     // Reprovision (runbook 9.2): the next boot reinstalls.
-    let (st, v) = post_json(&s, "/v1/nodes/node01/reprovision", Some(node_peer("node01")), &json!({})).await;
+    let (st, v) = post_json(
+        &s,
+        "/v1/nodes/node01/reprovision",
+        Some(node_peer("node01")),
+        &json!({}),
+    )
+    .await;
     assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
-    let (st, v) = post_json(&s, "/v1/nodes/node01/reprovision", Some(operator_peer()), &json!({})).await;
+    let (st, v) = post_json(
+        &s,
+        "/v1/nodes/node01/reprovision",
+        Some(operator_peer()),
+        &json!({}),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["installed"], false);
     assert_eq!(boot(&s, "52-54-00-12-34-56.ipxe").await.1, netboot);
-    let (st, _) = post_json(&s, "/v1/nodes/ghost/reprovision", Some(operator_peer()), &json!({})).await;
+    let (st, _) = post_json(
+        &s,
+        "/v1/nodes/ghost/reprovision",
+        Some(operator_peer()),
+        &json!({}),
+    )
+    .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 
     // A report from the installed system (booted or later) also switches to local boot.
     let n4_mac = n4.mac.dashed();
-    assert_eq!(boot(&s, &format!("{n4_mac}.ipxe")).await.1, pxe::netboot_script(&inv, &n4).unwrap());
-    post_json(&s, "/v1/reports", Some(node_peer("node04")), &report_json("node04", "system", Phase::Booted)).await;
-    assert_eq!(boot(&s, &format!("{n4_mac}.ipxe")).await.1, pxe::local_boot_script(&n4).unwrap());
+    assert_eq!(
+        boot(&s, &format!("{n4_mac}.ipxe")).await.1,
+        pxe::netboot_script(&inv, &n4).unwrap()
+    );
+    post_json(
+        &s,
+        "/v1/reports",
+        Some(node_peer("node04")),
+        &report_json("node04", "system", Phase::Booted),
+    )
+    .await;
+    assert_eq!(
+        boot(&s, &format!("{n4_mac}.ipxe")).await.1,
+        pxe::local_boot_script(&n4).unwrap()
+    );
 
     // The events are in the node's history, with who did them.
     let node: NodeView = get_json(&s, "/v1/nodes/node01").await;
@@ -297,12 +575,21 @@ async fn install_loop_avoidance_through_the_api() {
         .iter()
         .map(|h| (h.kind.as_str(), h.actor.as_deref()))
         .collect();
-    assert_eq!(kinds, [("mark-installed", Some("operator")), ("reprovision", Some("operator"))]);
+    assert_eq!(
+        kinds,
+        [
+            ("mark-installed", Some("operator")),
+            ("reprovision", Some("operator"))
+        ]
+    );
 
     // State survives a restart (rebuilt from the database).
     drop(s);
     let s2 = state(inv, dir.path(), Config::default());
-    assert_eq!(boot(&s2, &format!("{n4_mac}.ipxe")).await.1, pxe::local_boot_script(&n4).unwrap());
+    assert_eq!(
+        boot(&s2, &format!("{n4_mac}.ipxe")).await.1,
+        pxe::local_boot_script(&n4).unwrap()
+    );
     assert_eq!(boot(&s2, "52-54-00-12-34-56.ipxe").await.1, netboot);
 }
 
@@ -324,27 +611,52 @@ async fn discovery_is_stored_unverified_and_never_changes_a_node() {
     let dir = tempfile::tempdir().unwrap();
     let s = state(runbook(), dir.path(), Config::default());
     // Unauthenticated on purpose: a netbooted machine has no certificate.
-    let (st, v) = post_json(&s, "/v1/discover", None, &discover_json("AA:BB:CC:00:00:01")).await;
+    let (st, v) = post_json(
+        &s,
+        "/v1/discover",
+        None,
+        &discover_json("AA:BB:CC:00:00:01"),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["mac"], "aa:bb:cc:00:00:01");
     // node01's MAC: stored as facts, but node01 stays pending and not installed.
-    let (st, v) = post_json(&s, "/v1/discover", None, &discover_json("52-54-00-12-34-56")).await;
+    let (st, v) = post_json(
+        &s,
+        "/v1/discover",
+        None,
+        &discover_json("52-54-00-12-34-56"),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["inventory_node"], "node01");
     let fleet: FleetView = get_json(&s, "/v1/nodes").await;
     assert_eq!(fleet.unknown_discovered.len(), 1);
     assert_eq!(fleet.unknown_discovered[0].mac, "aa:bb:cc:00:00:01");
-    assert_eq!(fleet.unknown_discovered[0].facts.disks[0].size_bytes, 960197124096);
+    assert_eq!(
+        fleet.unknown_discovered[0].facts.disks[0].size_bytes,
+        960197124096
+    );
     let n1: NodeView = get_json(&s, "/v1/nodes/node01").await;
-    assert_eq!((n1.state.as_str(), n1.installed, n1.reports), ("pending", false, 0));
+    assert_eq!(
+        (n1.state.as_str(), n1.installed, n1.reports),
+        ("pending", false, 0)
+    );
     assert!(n1.history.unwrap().is_empty());
     assert_eq!(n1.discovered.unwrap().facts.cpu.logical_cpus, 32);
 
     // Bad discovery documents.
     let mut many = discover_json("aa:bb:cc:00:00:02");
-    many["nics"] = json!((0..65).map(|i| json!({"name": format!("eth{i}"), "mac": "aa:bb:cc:00:00:02"})).collect::<Vec<_>>());
+    many["nics"] = json!(
+        (0..65)
+            .map(|i| json!({"name": format!("eth{i}"), "mac": "aa:bb:cc:00:00:02"}))
+            .collect::<Vec<_>>()
+    );
     let (st, v) = post_json(&s, "/v1/discover", None, &many).await;
-    assert_eq!((st, v["error"].as_str()), (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_discover")));
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_discover"))
+    );
     let mut bad_mac = discover_json("zz");
     bad_mac["primary_mac"] = json!("01:00:5e:00:00:01");
     let (st, _) = post_json(&s, "/v1/discover", None, &bad_mac).await;
@@ -352,7 +664,10 @@ async fn discovery_is_stored_unverified_and_never_changes_a_node() {
     let mut big = discover_json("aa:bb:cc:00:00:03");
     big["hostname"] = json!("h".repeat(65 * 1024));
     let (st, v) = post_json(&s, "/v1/discover", None, &big).await;
-    assert_eq!((st, v["error"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large")));
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("body_too_large"))
+    );
     let mut extra = discover_json("aa:bb:cc:00:00:04");
     extra["bmc_password"] = json!("x");
     let (st, _) = post_json(&s, "/v1/discover", None, &extra).await;
@@ -374,22 +689,66 @@ async fn discovery_is_rate_limited_per_source() {
         lab: false,
     };
     for i in 0..3 {
-        let (st, v) = post_json(&s, "/v1/discover", Some(from("10.0.100.150")), &discover_json(&format!("aa:bb:cc:00:01:0{i}"))).await;
+        let (st, v) = post_json(
+            &s,
+            "/v1/discover",
+            Some(from("10.0.100.150")),
+            &discover_json(&format!("aa:bb:cc:00:01:0{i}")),
+        )
+        .await;
         assert_eq!(st, StatusCode::OK, "{v}");
     }
-    let (st, v) = post_json(&s, "/v1/discover", Some(from("10.0.100.150")), &discover_json("aa:bb:cc:00:01:09")).await;
-    assert_eq!((st, v["error"].as_str()), (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited")));
-    let (st, _) = call(&s, "POST", "/v1/discover", Some(from("10.0.100.150")), Some("application/json"), discover_json("aa:bb:cc:00:01:09").to_string()).await;
+    let (st, v) = post_json(
+        &s,
+        "/v1/discover",
+        Some(from("10.0.100.150")),
+        &discover_json("aa:bb:cc:00:01:09"),
+    )
+    .await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (StatusCode::TOO_MANY_REQUESTS, Some("rate_limited"))
+    );
+    let (st, _) = call(
+        &s,
+        "POST",
+        "/v1/discover",
+        Some(from("10.0.100.150")),
+        Some("application/json"),
+        discover_json("aa:bb:cc:00:01:09").to_string(),
+    )
+    .await;
     assert_eq!(st, StatusCode::TOO_MANY_REQUESTS);
     // Another source is not affected.
-    let (st, _) = post_json(&s, "/v1/discover", Some(from("10.0.100.151")), &discover_json("aa:bb:cc:00:02:01")).await;
+    let (st, _) = post_json(
+        &s,
+        "/v1/discover",
+        Some(from("10.0.100.151")),
+        &discover_json("aa:bb:cc:00:02:01"),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK);
     tokio::time::advance(Duration::from_secs(11)).await;
-    let (st, _) = post_json(&s, "/v1/discover", Some(from("10.0.100.150")), &discover_json("aa:bb:cc:00:01:09")).await;
+    let (st, _) = post_json(
+        &s,
+        "/v1/discover",
+        Some(from("10.0.100.150")),
+        &discover_json("aa:bb:cc:00:01:09"),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK);
     let m = metrics(&s).await;
-    assert_eq!(metric(&m, "plasma_collector_discover_total{result=\"rate_limited\"} "), 2);
-    assert_eq!(metric(&m, "plasma_collector_discover_total{result=\"stored\"} "), 5);
+    assert_eq!(
+        metric(
+            &m,
+            "plasma_collector_discover_total{result=\"rate_limited\"} "
+        ),
+        2
+    );
+    assert_eq!(
+        metric(&m, "plasma_collector_discover_total{result=\"stored\"} "),
+        5
+    );
 }
 
 #[tokio::test]
@@ -402,14 +761,45 @@ async fn discovered_macs_are_capped() {
     };
     let s = state(runbook(), dir.path(), cfg);
     for m in ["aa:bb:cc:00:00:01", "aa:bb:cc:00:00:02"] {
-        assert_eq!(post_json(&s, "/v1/discover", None, &discover_json(m)).await.0, StatusCode::OK);
+        assert_eq!(
+            post_json(&s, "/v1/discover", None, &discover_json(m))
+                .await
+                .0,
+            StatusCode::OK
+        );
     }
-    let (st, v) = post_json(&s, "/v1/discover", None, &discover_json("aa:bb:cc:00:00:03")).await;
-    assert_eq!((st, v["error"].as_str()), (StatusCode::INSUFFICIENT_STORAGE, Some("discover_full")));
+    let (st, v) = post_json(
+        &s,
+        "/v1/discover",
+        None,
+        &discover_json("aa:bb:cc:00:00:03"),
+    )
+    .await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (StatusCode::INSUFFICIENT_STORAGE, Some("discover_full"))
+    );
     // A MAC already stored may still update its facts.
-    assert_eq!(post_json(&s, "/v1/discover", None, &discover_json("aa:bb:cc:00:00:01")).await.0, StatusCode::OK);
+    assert_eq!(
+        post_json(
+            &s,
+            "/v1/discover",
+            None,
+            &discover_json("aa:bb:cc:00:00:01")
+        )
+        .await
+        .0,
+        StatusCode::OK
+    );
     let fleet: FleetView = get_json(&s, "/v1/nodes").await;
-    assert_eq!(fleet.unknown_discovered.iter().map(|d| d.count).collect::<Vec<_>>(), [2, 1]);
+    assert_eq!(
+        fleet
+            .unknown_discovered
+            .iter()
+            .map(|d| d.count)
+            .collect::<Vec<_>>(),
+        [2, 1]
+    );
 }
 
 #[tokio::test]
@@ -418,11 +808,17 @@ async fn health_answers_only_when_the_database_does() {
     let s = state(runbook(), dir.path(), Config::default());
     let (st, b) = call(&s, "GET", "/health", None, None, Body::empty()).await;
     assert_eq!(st, StatusCode::OK);
-    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap(), json!({"status": "healthy"}));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&b).unwrap(),
+        json!({"status": "healthy"})
+    );
     std::fs::remove_file(dir.path().join("collector.db")).unwrap();
     let (st, b) = call(&s, "GET", "/health", None, None, Body::empty()).await;
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap()["status"], "unhealthy");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&b).unwrap()["status"],
+        "unhealthy"
+    );
 }
 
 #[tokio::test]
@@ -434,11 +830,19 @@ async fn dashboard_and_unknown_routes() {
     let html = String::from_utf8(b).unwrap();
     assert!(html.contains("/v1/events") && html.contains("/v1/nodes"));
     // Self-contained: nothing is loaded from another origin.
-    assert!(!html.contains("http://") && !html.contains("https://") && !html.contains("<script src"));
+    assert!(
+        !html.contains("http://") && !html.contains("https://") && !html.contains("<script src")
+    );
     let (st, b) = call(&s, "GET", "/v2/nope", None, None, Body::empty()).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
-    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap()["error"], "not_found");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&b).unwrap()["error"],
+        "not_found"
+    );
     let (st, b) = call(&s, "GET", "/v1/reports", None, None, Body::empty()).await;
     assert_eq!(st, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(serde_json::from_slice::<Value>(&b).unwrap()["error"], "method_not_allowed");
+    assert_eq!(
+        serde_json::from_slice::<Value>(&b).unwrap()["error"],
+        "method_not_allowed"
+    );
 }

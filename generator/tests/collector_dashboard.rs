@@ -17,7 +17,7 @@ use plasmagen::collector::Config;
 use plasmagen::collector::store::WriteOp;
 use serde_json::{Value, json};
 
-use collector_support::{report, repo_root, runbook, secrets_for, serve_tls, state};
+use collector_support::{repo_root, report, runbook, secrets_for, serve_tls, state};
 
 struct Browser {
     child: Child,
@@ -37,7 +37,10 @@ impl Drop for Browser {
 fn require_chromium() {
     let found = std::env::var_os("PATH")
         .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("chromium").is_file()));
-    assert!(found, "`chromium` not found: install the Debian package `chromium`");
+    assert!(
+        found,
+        "`chromium` not found: install the Debian package `chromium`"
+    );
 }
 
 impl Browser {
@@ -63,7 +66,10 @@ impl Browser {
             .stderr(Stdio::null())
             .spawn()
             .expect("start chromium");
-        let to = std::fs::OpenOptions::new().write(true).open(&inp).expect("open cdp-in");
+        let to = std::fs::OpenOptions::new()
+            .write(true)
+            .open(&inp)
+            .expect("open cdp-in");
         let mut from_file = std::fs::File::open(&out).expect("open cdp-out");
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -107,7 +113,10 @@ impl Browser {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let v = self.from.recv_timeout(left).unwrap_or_else(|_| panic!("no answer to {method}"));
+            let v = self
+                .from
+                .recv_timeout(left)
+                .unwrap_or_else(|_| panic!("no answer to {method}"));
             if v["id"] == json!(id) {
                 assert!(v.get("error").is_none(), "{method}: {v}");
                 return v["result"].clone();
@@ -127,7 +136,10 @@ impl Browser {
     }
 
     fn eval(&mut self, expr: &str) -> Value {
-        let r = self.call("Runtime.evaluate", json!({"expression": expr, "returnByValue": true}));
+        let r = self.call(
+            "Runtime.evaluate",
+            json!({"expression": expr, "returnByValue": true}),
+        );
         r["result"]["value"].clone()
     }
 
@@ -139,7 +151,10 @@ impl Browser {
             if pred(&v) {
                 return v;
             }
-            assert!(Instant::now() < deadline, "timed out waiting for {what}; last value {v}");
+            assert!(
+                Instant::now() < deadline,
+                "timed out waiting for {what}; last value {v}"
+            );
             std::thread::sleep(Duration::from_millis(100));
         }
     }
@@ -172,19 +187,40 @@ async fn dashboard_shows_the_fleet_and_updates_live() {
     let secrets = secrets_for(&inv, dir.path());
     let s = state(inv.clone(), dir.path(), Config::default());
     // Some history before the page opens.
-    for (n, svc, p) in [("node01", "chainfire", Phase::Bootstrapped), ("node01", "flaredb", Phase::Bootstrapped),
-                         ("node02", "chainfire", Phase::Joining), ("node03", "chainfire", Phase::Failed)] {
-        s.store.write(WriteOp::Report(report(n, svc, p, "<b>not markup</b>"))).await.unwrap();
+    for (n, svc, p) in [
+        ("node01", "chainfire", Phase::Bootstrapped),
+        ("node01", "flaredb", Phase::Bootstrapped),
+        ("node02", "chainfire", Phase::Joining),
+        ("node03", "chainfire", Phase::Failed),
+    ] {
+        s.store
+            .write(WriteOp::Report(report(n, svc, p, "<b>not markup</b>")))
+            .await
+            .unwrap();
     }
     s.store
         .write(WriteOp::Discover {
             mac: "aa:bb:cc:dd:ee:01".into(),
             report: DiscoverReport {
                 primary_mac: "aa:bb:cc:dd:ee:01".into(),
-                nics: vec![Nic { name: "eno1".into(), mac: "aa:bb:cc:dd:ee:01".into(), speed_mbps: Some(25000), carrier: Some(true) }],
-                disks: vec![Disk { name: "nvme0n1".into(), size_bytes: 1_920_383_410_176, by_id: vec!["/dev/disk/by-id/nvme-MZQL21T9HCJR_S64G".into()], model: None, rotational: Some(false) }],
+                nics: vec![Nic {
+                    name: "eno1".into(),
+                    mac: "aa:bb:cc:dd:ee:01".into(),
+                    speed_mbps: Some(25000),
+                    carrier: Some(true),
+                }],
+                disks: vec![Disk {
+                    name: "nvme0n1".into(),
+                    size_bytes: 1_920_383_410_176,
+                    by_id: vec!["/dev/disk/by-id/nvme-MZQL21T9HCJR_S64G".into()],
+                    model: None,
+                    rotational: Some(false),
+                }],
                 memory_bytes: 549_755_813_888,
-                cpu: Cpu { model: "AMD EPYC 9354P".into(), logical_cpus: 64 },
+                cpu: Cpu {
+                    model: "AMD EPYC 9354P".into(),
+                    logical_cpus: 64,
+                },
                 hostname: Some("nixos".into()),
             },
             remote: Some("10.0.100.150".into()),
@@ -219,27 +255,46 @@ async fn dashboard_shows_the_fleet_and_updates_live() {
     let (mut b, rows) = rows;
     assert_eq!(
         rows,
-        json!(["node-node01|joined", "node-node02|in-progress", "node-node03|failed", "node-node04|pending", "node-node05|pending"])
+        json!([
+            "node-node01|joined",
+            "node-node02|in-progress",
+            "node-node03|failed",
+            "node-node04|pending",
+            "node-node05|pending"
+        ])
     );
     // A window property survives only if the page is never reloaded.
     b.eval("window.__noReload = 'still-here'");
     let (mut b, checks) = tokio::task::spawn_blocking(move || {
-        let failed_bg = b.eval("getComputedStyle(document.getElementById('node-node03')).backgroundColor");
-        let escaped = b.eval("document.getElementById('node-node01').innerHTML.includes('&lt;b&gt;')");
-        let unknown = b.eval("Array.from(document.querySelectorAll('#unknown tbody tr')).map(r => r.dataset.mac)");
+        let failed_bg =
+            b.eval("getComputedStyle(document.getElementById('node-node03')).backgroundColor");
+        let escaped =
+            b.eval("document.getElementById('node-node01').innerHTML.includes('&lt;b&gt;')");
+        let unknown = b.eval(
+            "Array.from(document.querySelectorAll('#unknown tbody tr')).map(r => r.dataset.mac)",
+        );
         let role = b.eval("document.querySelector('#node-node04 td:nth-child(2)').textContent");
         (b, (failed_bg, escaped, unknown, role))
     })
     .await
     .unwrap();
     assert_ne!(checks.0, json!("rgba(0, 0, 0, 0)"), "failed rows stand out");
-    assert_eq!(checks.1, json!(true), "messages are shown as text, not markup");
+    assert_eq!(
+        checks.1,
+        json!(true),
+        "messages are shown as text, not markup"
+    );
     assert_eq!(checks.2, json!(["aa:bb:cc:dd:ee:01"]));
     assert_eq!(checks.3, json!("worker"));
 
     // A report arrives while the page is open.
     s.store
-        .write(WriteOp::Report(report("node04", "chainfire", Phase::Joined, "joined the cluster")))
+        .write(WriteOp::Report(report(
+            "node04",
+            "chainfire",
+            Phase::Joined,
+            "joined the cluster",
+        )))
         .await
         .unwrap();
     let (mut b, updated) = tokio::task::spawn_blocking(move || {

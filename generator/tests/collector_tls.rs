@@ -13,7 +13,10 @@ use plasmagen::render::pxe;
 use reqwest::StatusCode;
 use serde_json::Value;
 
-use collector_support::{As, client, foreign_secrets, report, runbook, runbook_path, secrets_for, serve_tls, spawn_collector, state};
+use collector_support::{
+    As, client, foreign_secrets, report, runbook, runbook_path, secrets_for, serve_tls,
+    spawn_collector, state,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mtls_authentication_negatives() {
@@ -26,29 +29,80 @@ async fn mtls_authentication_negatives() {
     let r1 = report("node01", "chainfire", Phase::Joining, "joining via node02");
 
     // The right node: stored.
-    let resp = client(&secrets, &secrets, As::Node("node01")).post(&url).json(&r1).send().await.unwrap();
-    assert_eq!(resp.status(), StatusCode::OK, "{}", resp.text().await.unwrap());
+    let resp = client(&secrets, &secrets, As::Node("node01"))
+        .post(&url)
+        .json(&r1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status(),
+        StatusCode::OK,
+        "{}",
+        resp.text().await.unwrap()
+    );
     // No certificate: 401 with a JSON error.
-    let resp = client(&secrets, &secrets, As::Nobody).post(&url).json(&r1).send().await.unwrap();
+    let resp = client(&secrets, &secrets, As::Nobody)
+        .post(&url)
+        .json(&r1)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "no_certificate");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "no_certificate"
+    );
     // node02 reporting as node01: 403.
-    let resp = client(&secrets, &secrets, As::Node("node02")).post(&url).json(&r1).send().await.unwrap();
+    let resp = client(&secrets, &secrets, As::Node("node02"))
+        .post(&url)
+        .json(&r1)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
-    assert_eq!(resp.json::<Value>().await.unwrap()["error"], "identity_mismatch");
+    assert_eq!(
+        resp.json::<Value>().await.unwrap()["error"],
+        "identity_mismatch"
+    );
     // A certificate from another CA (same names): the handshake is refused.
-    let res = client(&secrets, &foreign, As::Node("node01")).post(&url).json(&r1).send().await;
-    assert!(res.is_err(), "a foreign CA's certificate was accepted: {:?}", res.map(|r| r.status()));
+    let res = client(&secrets, &foreign, As::Node("node01"))
+        .post(&url)
+        .json(&r1)
+        .send()
+        .await;
+    assert!(
+        res.is_err(),
+        "a foreign CA's certificate was accepted: {:?}",
+        res.map(|r| r.status())
+    );
     // The operator certificate cannot report for a node, a node cannot act as operator.
-    let resp = client(&secrets, &secrets, As::Operator).post(&url).json(&r1).send().await.unwrap();
+    let resp = client(&secrets, &secrets, As::Operator)
+        .post(&url)
+        .json(&r1)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     let op_url = format!("{base}/v1/nodes/node01/installed");
-    let resp = client(&secrets, &secrets, As::Node("node01")).post(&op_url).send().await.unwrap();
+    let resp = client(&secrets, &secrets, As::Node("node01"))
+        .post(&op_url)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::FORBIDDEN);
     assert_eq!(resp.json::<Value>().await.unwrap()["error"], "not_operator");
-    let resp = client(&secrets, &secrets, As::Nobody).post(&op_url).send().await.unwrap();
+    let resp = client(&secrets, &secrets, As::Nobody)
+        .post(&op_url)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::UNAUTHORIZED);
-    let resp = client(&secrets, &secrets, As::Operator).post(&op_url).send().await.unwrap();
+    let resp = client(&secrets, &secrets, As::Operator)
+        .post(&op_url)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(resp.status(), StatusCode::OK);
 
     // Still serving, and only the one good report was stored.
@@ -60,10 +114,18 @@ async fn mtls_authentication_negatives() {
         .json()
         .await
         .unwrap();
-    let kinds: Vec<_> = node.history.unwrap().iter().map(|h| h.kind.clone()).collect();
+    let kinds: Vec<_> = node
+        .history
+        .unwrap()
+        .iter()
+        .map(|h| h.kind.clone())
+        .collect();
     assert_eq!(kinds, ["report", "mark-installed"]);
     // A client that does not trust our CA cannot talk to the collector either (no `-k`).
-    let res = client(&foreign, &foreign, As::Operator).get(format!("{base}/health")).send().await;
+    let res = client(&foreign, &foreign, As::Operator)
+        .get(format!("{base}/health"))
+        .send()
+        .await;
     assert!(res.is_err());
 }
 
@@ -75,9 +137,12 @@ async fn acknowledged_reports_survive_sigkill() {
     let db = dir.path().join("c.db");
     let inv_path = runbook_path();
     let args = [
-        "--db", db.to_str().unwrap(),
-        "--inventory", inv_path.to_str().unwrap(),
-        "--secrets", secrets.to_str().unwrap(),
+        "--db",
+        db.to_str().unwrap(),
+        "--inventory",
+        inv_path.to_str().unwrap(),
+        "--secrets",
+        secrets.to_str().unwrap(),
     ];
     let hosts: Vec<String> = inv.nodes.iter().map(|n| n.hostname.clone()).collect();
     const PER_NODE: usize = 60;
@@ -121,7 +186,12 @@ async fn acknowledged_reports_survive_sigkill() {
             .json()
             .await
             .unwrap();
-        let msgs: Vec<String> = node.history.unwrap().into_iter().map(|e| e.message).collect();
+        let msgs: Vec<String> = node
+            .history
+            .unwrap()
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
         let want: Vec<String> = (0..PER_NODE).map(|i| format!("report {i}")).collect();
         assert_eq!(msgs, want, "{h}: history after restart");
         assert_eq!(node.reports, PER_NODE as u64);
@@ -129,11 +199,19 @@ async fn acknowledged_reports_survive_sigkill() {
 }
 
 fn run(args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_plasmagen")).args(args).output().unwrap()
+    std::process::Command::new(env!("CARGO_BIN_EXE_plasmagen"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn text(o: &Output) -> String {
-    format!("status {:?}\nstdout:\n{}\nstderr:\n{}", o.status.code(), String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -145,10 +223,14 @@ async fn status_and_operator_commands_against_a_real_collector() {
     let sec = secrets.to_str().unwrap().to_string();
     let inv_path = runbook_path();
     let c = spawn_collector(&[
-        "--db", db.to_str().unwrap(),
-        "--inventory", inv_path.to_str().unwrap(),
-        "--secrets", &sec,
-        "--boot-listen", "127.0.0.1:0",
+        "--db",
+        db.to_str().unwrap(),
+        "--inventory",
+        inv_path.to_str().unwrap(),
+        "--secrets",
+        &sec,
+        "--boot-listen",
+        "127.0.0.1:0",
     ]);
     let api = c.api.clone();
     let boot = c.boot.clone().unwrap();
@@ -158,11 +240,30 @@ async fn status_and_operator_commands_against_a_real_collector() {
     assert!(o.status.success(), "{}", text(&o));
     let out = String::from_utf8_lossy(&o.stdout);
     for h in ["node01", "node02", "node03", "node04", "node05"] {
-        assert!(out.lines().any(|l| l.starts_with(h) && l.contains("pending")), "{h} row missing:\n{out}");
+        assert!(
+            out.lines()
+                .any(|l| l.starts_with(h) && l.contains("pending")),
+            "{h} row missing:\n{out}"
+        );
     }
-    let o = run(&["status", "--collector", &api, "--secrets", &sec, "--wait", "--timeout", "2s", "--interval", "500ms"]);
+    let o = run(&[
+        "status",
+        "--collector",
+        &api,
+        "--secrets",
+        &sec,
+        "--wait",
+        "--timeout",
+        "2s",
+        "--interval",
+        "500ms",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("timed out"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("timed out"),
+        "{}",
+        text(&o)
+    );
     // Without the operator certificate's CA the client refuses the server (never `-k`).
     let o = run(&["status", "--collector", &api]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
@@ -171,40 +272,127 @@ async fn status_and_operator_commands_against_a_real_collector() {
     let n2 = inv.node("node02").unwrap();
     let boot_url = format!("{boot}/boot/{}.ipxe", n2.mac.dashed());
     let plain = reqwest::Client::builder().no_proxy().build().unwrap();
-    assert_eq!(plain.get(&boot_url).send().await.unwrap().text().await.unwrap(), pxe::netboot_script(&inv, n2).unwrap());
+    assert_eq!(
+        plain
+            .get(&boot_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        pxe::netboot_script(&inv, n2).unwrap()
+    );
     let node_cert = secrets.join("nodes/node02/etc/nixos/secrets/node02-cert.pem");
     let node_key = secrets.join("nodes/node02/etc/nixos/secrets/node02-key.pem");
-    let o = run(&["mark-installed", "node02", "--collector", &api, "--secrets", &sec,
-        "--cert", node_cert.to_str().unwrap(), "--key", node_key.to_str().unwrap()]);
+    let o = run(&[
+        "mark-installed",
+        "node02",
+        "--collector",
+        &api,
+        "--secrets",
+        &sec,
+        "--cert",
+        node_cert.to_str().unwrap(),
+        "--key",
+        node_key.to_str().unwrap(),
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("403"), "{}", text(&o));
-    let o = run(&["mark-installed", "node02", "--collector", &api, "--secrets", &sec]);
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("403"),
+        "{}",
+        text(&o)
+    );
+    let o = run(&[
+        "mark-installed",
+        "node02",
+        "--collector",
+        &api,
+        "--secrets",
+        &sec,
+    ]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(plain.get(&boot_url).send().await.unwrap().text().await.unwrap(), pxe::local_boot_script(n2).unwrap());
-    let o = run(&["reprovision", "node02", "--collector", &api, "--secrets", &sec]);
+    assert_eq!(
+        plain
+            .get(&boot_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        pxe::local_boot_script(n2).unwrap()
+    );
+    let o = run(&[
+        "reprovision",
+        "node02",
+        "--collector",
+        &api,
+        "--secrets",
+        &sec,
+    ]);
     assert!(o.status.success(), "{}", text(&o));
-    assert_eq!(plain.get(&boot_url).send().await.unwrap().text().await.unwrap(), pxe::netboot_script(&inv, n2).unwrap());
-    let o = run(&["reprovision", "node99", "--collector", &api, "--secrets", &sec]);
+    assert_eq!(
+        plain
+            .get(&boot_url)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap(),
+        pxe::netboot_script(&inv, n2).unwrap()
+    );
+    let o = run(&[
+        "reprovision",
+        "node99",
+        "--collector",
+        &api,
+        "--secrets",
+        &sec,
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", text(&o));
 
     // The fleet comes up while `status --wait` watches.
     let waiter = std::thread::spawn({
         let (api, sec) = (api.clone(), sec.clone());
-        move || run(&["status", "--collector", &api, "--secrets", &sec, "--wait", "--timeout", "60s", "--interval", "300ms"])
+        move || {
+            run(&[
+                "status",
+                "--collector",
+                &api,
+                "--secrets",
+                &sec,
+                "--wait",
+                "--timeout",
+                "60s",
+                "--interval",
+                "300ms",
+            ])
+        }
     });
     for n in &inv.nodes {
         let cl = client(&secrets, &secrets, As::Node(&n.hostname));
         for svc in n.role.raft_services() {
             for phase in [Phase::Booted, Phase::Joining, Phase::Joined] {
                 let r = report(&n.hostname, svc.name(), phase, "ok");
-                let resp = cl.post(format!("{api}/v1/reports")).json(&r).send().await.unwrap();
+                let resp = cl
+                    .post(format!("{api}/v1/reports"))
+                    .json(&r)
+                    .send()
+                    .await
+                    .unwrap();
                 assert_eq!(resp.status(), StatusCode::OK);
             }
         }
     }
     let o = waiter.join().unwrap();
     assert!(o.status.success(), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stdout).contains("5 nodes: 5 joined"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stdout).contains("5 nodes: 5 joined"),
+        "{}",
+        text(&o)
+    );
 
     let o = run(&["status", "--collector", &api, "--secrets", &sec, "--json"]);
     assert!(o.status.success(), "{}", text(&o));
@@ -214,8 +402,29 @@ async fn status_and_operator_commands_against_a_real_collector() {
     // One node fails: --wait exits 1 at once and names it.
     let cl = client(&secrets, &secrets, As::Node("node05"));
     let r = report("node05", "chainfire", Phase::Failed, "raft: join refused");
-    assert_eq!(cl.post(format!("{api}/v1/reports")).json(&r).send().await.unwrap().status(), StatusCode::OK);
-    let o = run(&["status", "--collector", &api, "--secrets", &sec, "--wait", "--timeout", "60s"]);
+    assert_eq!(
+        cl.post(format!("{api}/v1/reports"))
+            .json(&r)
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    let o = run(&[
+        "status",
+        "--collector",
+        &api,
+        "--secrets",
+        &sec,
+        "--wait",
+        "--timeout",
+        "60s",
+    ]);
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
-    assert!(String::from_utf8_lossy(&o.stderr).contains("failed: node05"), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("failed: node05"),
+        "{}",
+        text(&o)
+    );
 }

@@ -71,7 +71,9 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        Ok(Caller(parts.extensions.get::<Peer>().cloned().unwrap_or_default()))
+        Ok(Caller(
+            parts.extensions.get::<Peer>().cloned().unwrap_or_default(),
+        ))
     }
 }
 
@@ -137,7 +139,9 @@ async fn metrics(State(s): State<AppState>) -> Response {
         let mut by_phase: std::collections::BTreeMap<(String, &'static str), u64> =
             Default::default();
         for node in &s.inventory.nodes {
-            *by_state.entry(fleet.state_of(node, now, stuck)).or_default() += 1;
+            *by_state
+                .entry(fleet.state_of(node, now, stuck))
+                .or_default() += 1;
             if let Some(live) = fleet.nodes.get(&node.hostname) {
                 for (svc, l) in &live.services {
                     *by_phase.entry((svc.clone(), l.phase.as_str())).or_default() += 1;
@@ -240,11 +244,7 @@ async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Resu
 }
 
 fn known_service(name: &str) -> bool {
-    EXTRA_SERVICES.contains(&name)
-        || Role::AllInOne
-            .services()
-            .iter()
-            .any(|s| s.name() == name)
+    EXTRA_SERVICES.contains(&name) || Role::AllInOne.services().iter().any(|s| s.name() == name)
 }
 
 fn check_report(r: &Report) -> Result<(), ApiError> {
@@ -255,9 +255,11 @@ fn check_report(r: &Report) -> Result<(), ApiError> {
             r.service
         )));
     }
-    if time::OffsetDateTime::parse(&r.at, &time::format_description::well_known::Rfc3339).is_err()
-    {
-        return Err(invalid(format!("`at` {:?} is not an RFC 3339 timestamp", r.at)));
+    if time::OffsetDateTime::parse(&r.at, &time::format_description::well_known::Rfc3339).is_err() {
+        return Err(invalid(format!(
+            "`at` {:?} is not an RFC 3339 timestamp",
+            r.at
+        )));
     }
     if r.message.len() > MAX_MESSAGE {
         return Err(invalid(format!(
@@ -510,7 +512,11 @@ async fn mark_installed(
     Caller(peer): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    operator_action(&s, &peer, &id, |node, actor| WriteOp::Installed { node, actor }).await
+    operator_action(&s, &peer, &id, |node, actor| WriteOp::Installed {
+        node,
+        actor,
+    })
+    .await
 }
 
 async fn reprovision(
@@ -518,7 +524,11 @@ async fn reprovision(
     Caller(peer): Caller,
     Path(id): Path<String>,
 ) -> Result<Response, ApiError> {
-    operator_action(&s, &peer, &id, |node, actor| WriteOp::Reprovision { node, actor }).await
+    operator_action(&s, &peer, &id, |node, actor| WriteOp::Reprovision {
+        node,
+        actor,
+    })
+    .await
 }
 
 /// Server-sent events: `changed` with the fleet version whenever something was committed.

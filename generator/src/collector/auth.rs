@@ -154,7 +154,10 @@ mod tests {
 
     #[test]
     fn node_names() {
-        let c = id("node01.example.com", &["node01.example.com", "node01", "localhost"]);
+        let c = id(
+            "node01.example.com",
+            &["node01.example.com", "node01", "localhost"],
+        );
         assert!(c.names_node("node01", "node01.example.com"));
         assert!(!c.names_node("node02", "node02.example.com"));
         assert!(!c.names_node("localhost", "localhost.example.com"));
@@ -176,6 +179,9 @@ mod tests {
         p.addr = Some("127.0.0.1:1234".parse().unwrap());
         assert!(p.check_operator().is_ok());
         let none = Peer::default();
-        assert_eq!(none.check_node("a", "a.b").unwrap_err().code, "no_certificate");
+        assert_eq!(
+            none.check_node("a", "a.b").unwrap_err().code,
+            "no_certificate"
+        );
     }
 }

@@ -64,7 +64,10 @@ async fn boot_script(State(s): State<AppState>, Path(file): Path<String>) -> Res
     match script {
         Ok(text) => (
             [
-                (CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8")),
+                (
+                    CONTENT_TYPE,
+                    HeaderValue::from_static("text/plain; charset=utf-8"),
+                ),
                 (CACHE_CONTROL, HeaderValue::from_static("no-store")),
             ],
             text,
@@ -85,10 +88,21 @@ mod tests {
 
     #[test]
     fn boot_file_names() {
-        for f in ["52-54-00-12-34-56.ipxe", "52:54:00:12:34:56.ipxe", "52-54-00-12-34-56.IPXE"] {
-            assert_eq!(parse_boot_file(f).unwrap().as_str(), "52:54:00:12:34:56", "{f}");
+        for f in [
+            "52-54-00-12-34-56.ipxe",
+            "52:54:00:12:34:56.ipxe",
+            "52-54-00-12-34-56.IPXE",
+        ] {
+            assert_eq!(
+                parse_boot_file(f).unwrap().as_str(),
+                "52:54:00:12:34:56",
+                "{f}"
+            );
         }
-        assert_eq!(parse_boot_file("52-54-00-AB-CD-EF.ipxe").unwrap().as_str(), "52:54:00:ab:cd:ef");
+        assert_eq!(
+            parse_boot_file("52-54-00-AB-CD-EF.ipxe").unwrap().as_str(),
+            "52:54:00:ab:cd:ef"
+        );
         assert!(parse_boot_file("52-54-00-12-34.ipxe").is_none());
         assert!(parse_boot_file("52-54-00-12-34-56.txt").is_none());
         assert!(parse_boot_file("../etc/passwd.ipxe").is_none());

@@ -37,7 +37,12 @@ pub struct ClientTls {
 }
 
 impl ClientTls {
-    fn pick(&self, explicit: &Option<PathBuf>, rel: &str, flag: &str) -> Result<PathBuf, ClientError> {
+    fn pick(
+        &self,
+        explicit: &Option<PathBuf>,
+        rel: &str,
+        flag: &str,
+    ) -> Result<PathBuf, ClientError> {
         explicit
             .clone()
             .or_else(|| self.secrets.as_ref().map(|s| s.join(rel)))
@@ -88,7 +93,12 @@ impl OperatorClient {
             pem.push(b'\n');
             pem.extend(read(&key)?);
             let id = Identity::from_pem(&pem).map_err(|e| {
-                ClientError::Config(format!("{} / {}: {}", cert.display(), key.display(), describe(&e)))
+                ClientError::Config(format!(
+                    "{} / {}: {}",
+                    cert.display(),
+                    key.display(),
+                    describe(&e)
+                ))
             })?;
             b = b.tls_certs_only(roots).identity(id);
         } else if !base.starts_with("http://") {
@@ -96,9 +106,9 @@ impl OperatorClient {
                 "--collector {collector:?} must start with https:// (or http:// for a lab collector)"
             )));
         }
-        let http = b
-            .build()
-            .map_err(|e| ClientError::Config(format!("cannot build the HTTP client: {}", describe(&e))))?;
+        let http = b.build().map_err(|e| {
+            ClientError::Config(format!("cannot build the HTTP client: {}", describe(&e)))
+        })?;
         Ok(OperatorClient { base, http })
     }
 

@@ -42,7 +42,11 @@ impl ApiError {
     }
 
     pub fn unavailable(message: impl Into<String>) -> ApiError {
-        ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "store_unavailable", message)
+        ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            message,
+        )
     }
 }
 
@@ -69,8 +73,14 @@ pub enum CollectorError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("database {path}: schema version {found} is newer than this plasmagen knows ({known}); upgrade plasmagen")]
-    SchemaTooNew { path: PathBuf, found: i64, known: i64 },
+    #[error(
+        "database {path}: schema version {found} is newer than this plasmagen knows ({known}); upgrade plasmagen"
+    )]
+    SchemaTooNew {
+        path: PathBuf,
+        found: i64,
+        known: i64,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,

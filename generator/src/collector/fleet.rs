@@ -240,9 +240,7 @@ impl Fleet {
         if joined {
             return NodeState::Joined;
         }
-        let last = live
-            .last_ms
-            .or(live.installed.as_ref().map(|i| i.at_ms));
+        let last = live.last_ms.or(live.installed.as_ref().map(|i| i.at_ms));
         match last {
             Some(t) if now_ms - t > stuck_after_ms => NodeState::Stuck,
             _ if !live.services.is_empty() => NodeState::InProgress,

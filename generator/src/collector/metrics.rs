@@ -78,16 +78,25 @@ impl Metrics {
     /// time (nodes by state and by service phase).
     pub fn render(&self, gauges: &[(&str, String, u64)]) -> String {
         let mut out = String::new();
-        out.push_str("# HELP plasma_collector_reports_accepted_total Reports committed and acknowledged.\n");
+        out.push_str(
+            "# HELP plasma_collector_reports_accepted_total Reports committed and acknowledged.\n",
+        );
         out.push_str("# TYPE plasma_collector_reports_accepted_total counter\n");
         let _ = writeln!(
             out,
             "plasma_collector_reports_accepted_total {}",
             self.reports_accepted.load(Ordering::Relaxed)
         );
-        out.push_str("# HELP plasma_collector_reports_rejected_total Reports refused, by reason.\n");
+        out.push_str(
+            "# HELP plasma_collector_reports_rejected_total Reports refused, by reason.\n",
+        );
         out.push_str("# TYPE plasma_collector_reports_rejected_total counter\n");
-        for (reason, n) in self.rejected.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for (reason, n) in self
+            .rejected
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             let _ = writeln!(
                 out,
                 "plasma_collector_reports_rejected_total{{reason=\"{reason}\"}} {n}"
@@ -95,7 +104,12 @@ impl Metrics {
         }
         out.push_str("# HELP plasma_collector_discover_total Discovery reports, by result.\n");
         out.push_str("# TYPE plasma_collector_discover_total counter\n");
-        for (result, n) in self.discover.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for (result, n) in self
+            .discover
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             let _ = writeln!(
                 out,
                 "plasma_collector_discover_total{{result=\"{result}\"}} {n}"
@@ -113,9 +127,16 @@ impl Metrics {
                 let _ = writeln!(out, "{metric}{{{labels}}} {value}");
             }
         }
-        out.push_str("# HELP plasma_collector_request_duration_seconds Request latency by route.\n");
+        out.push_str(
+            "# HELP plasma_collector_request_duration_seconds Request latency by route.\n",
+        );
         out.push_str("# TYPE plasma_collector_request_duration_seconds histogram\n");
-        for (route, h) in self.latency.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+        for (route, h) in self
+            .latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+        {
             let route = route.replace('\\', "\\\\").replace('"', "\\\"");
             for (i, b) in BUCKETS.iter().enumerate() {
                 let _ = writeln!(

@@ -149,7 +149,9 @@ pub async fn run(inventory: Inventory, opts: RunOptions) -> Result<(), Collector
             tasks.spawn(server::serve_tls(api, app(state.clone()), cfg));
         }
         None => {
-            tracing::warn!("plain-HTTP lab mode: reports and operator actions are NOT authenticated");
+            tracing::warn!(
+                "plain-HTTP lab mode: reports and operator actions are NOT authenticated"
+            );
             tasks.spawn(server::serve_plain(api, app(state.clone()), true));
         }
     }

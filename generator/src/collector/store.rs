@@ -58,8 +58,14 @@ pub const KIND_REPROVISION: &str = "reprovision";
 #[derive(Debug)]
 pub enum WriteOp {
     Report(Report),
-    Installed { node: String, actor: String },
-    Reprovision { node: String, actor: String },
+    Installed {
+        node: String,
+        actor: String,
+    },
+    Reprovision {
+        node: String,
+        actor: String,
+    },
     Discover {
         mac: String,
         report: DiscoverReport,
@@ -111,11 +117,14 @@ pub fn open(
 ) -> Result<Store, CollectorError> {
     let err = db_err(path);
     let mut conn = Connection::open(path).map_err(&err)?;
-    conn.pragma_update(None, "journal_mode", "WAL").map_err(&err)?;
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(&err)?;
     // FULL: the WAL is fsynced at every commit, so an acknowledged report survives power loss,
     // not only a killed process.
-    conn.pragma_update(None, "synchronous", "FULL").map_err(&err)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(&err)?;
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(&err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(&err)?;
     migrate(&mut conn, path)?;
     {
         let mut f = fleet.write().unwrap_or_else(|e| e.into_inner());
@@ -126,7 +135,9 @@ pub fn open(
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(&err)?;
-    reader.busy_timeout(std::time::Duration::from_secs(5)).map_err(&err)?;
+    reader
+        .busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(&err)?;
     let (tx, rx) = mpsc::channel(QUEUE);
     std::thread::Builder::new()
         .name("collector-db-writer".into())

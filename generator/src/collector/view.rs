@@ -176,8 +176,7 @@ pub fn fleet_view(inv: &Inventory, fleet: &Fleet, now_ms: i64, stuck_after_ms: i
             NodeState::Pending => summary.pending += 1,
         }
     }
-    let known: std::collections::HashSet<&str> =
-        inv.nodes.iter().map(|n| n.mac.as_str()).collect();
+    let known: std::collections::HashSet<&str> = inv.nodes.iter().map(|n| n.mac.as_str()).collect();
     FleetView {
         cluster: inv.cluster.name.clone(),
         generated_at: format_ms(now_ms),

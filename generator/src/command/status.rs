@@ -127,7 +127,9 @@ pub fn table(fleet: &FleetView) -> String {
             n.state_str().to_string(),
             phase("chainfire"),
             phase("flaredb"),
-            n.time_in_phase_secs.map(human_secs).unwrap_or_else(|| "-".into()),
+            n.time_in_phase_secs
+                .map(human_secs)
+                .unwrap_or_else(|| "-".into()),
             n.last_message.clone().unwrap_or_default(),
         ]);
     }
@@ -153,7 +155,12 @@ pub fn table(fleet: &FleetView) -> String {
     let s = &fleet.summary;
     out.push_str(&format!(
         "{} nodes: {} joined, {} in progress, {} stuck, {} failed, {} pending\n",
-        s.total, s.joined, s.in_progress, s.stuck, s.failed, s.pending + s.installed
+        s.total,
+        s.joined,
+        s.in_progress,
+        s.stuck,
+        s.failed,
+        s.pending + s.installed
     ));
     if !fleet.unknown_discovered.is_empty() {
         out.push_str(&format!(

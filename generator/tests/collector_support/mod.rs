@@ -15,7 +15,10 @@ use plasmagen::collector::{self, AppState, Config};
 use plasmagen::inventory::{self, Inventory};
 
 pub fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 pub fn runbook_path() -> PathBuf {
@@ -23,7 +26,9 @@ pub fn runbook_path() -> PathBuf {
 }
 
 pub fn runbook() -> Inventory {
-    inventory::load(&runbook_path()).expect("runbook inventory is valid").inventory
+    inventory::load(&runbook_path())
+        .expect("runbook inventory is valid")
+        .inventory
 }
 
 /// Secrets (CA, node, pxe-server, operator certificates) for `inv` under `dir/secrets`.
@@ -63,7 +68,10 @@ pub fn identity_files(secrets: &Path, who: As<'_>) -> Option<(PathBuf, PathBuf)>
         As::Nobody => None,
         As::Node(h) => {
             let d = secrets.join(format!("nodes/{h}/etc/nixos/secrets"));
-            Some((d.join(format!("{h}-cert.pem")), d.join(format!("{h}-key.pem"))))
+            Some((
+                d.join(format!("{h}-cert.pem")),
+                d.join(format!("{h}-key.pem")),
+            ))
         }
         As::Operator => Some((
             secrets.join("operator/operator-cert.pem"),
@@ -116,17 +124,29 @@ pub async fn serve_tls(state: AppState, secrets: &Path) -> String {
         client_ca: secrets.join("ca/ca-cert.pem"),
     })
     .expect("TLS config");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(collector::server::serve_tls(listener, collector::app(state), cfg));
+    tokio::spawn(collector::server::serve_tls(
+        listener,
+        collector::app(state),
+        cfg,
+    ));
     format!("https://127.0.0.1:{}", addr.port())
 }
 
 /// Serve the boot listener on 127.0.0.1:0; returns the base URL.
 pub async fn serve_boot(state: AppState) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
     let addr = listener.local_addr().expect("addr");
-    tokio::spawn(collector::server::serve_plain(listener, collector::boot_app(state), false));
+    tokio::spawn(collector::server::serve_plain(
+        listener,
+        collector::boot_app(state),
+        false,
+    ));
     format!("http://127.0.0.1:{}", addr.port())
 }
 
