@@ -548,6 +548,17 @@ async fn install_loop_avoidance_through_the_api() {
     .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 
+    // The old system, still running until it reboots, reports late: no local boot yet.
+    let (st, _) = post_json(
+        &s,
+        "/v1/reports",
+        Some(node_peer("node01")),
+        &report_json("node01", "chainfire", Phase::Joined),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(boot(&s, "52-54-00-12-34-56.ipxe").await.1, netboot);
+
     // A report from the installed system (booted or later) also switches to local boot.
     let n4_mac = n4.mac.dashed();
     assert_eq!(
@@ -579,7 +590,8 @@ async fn install_loop_avoidance_through_the_api() {
         kinds,
         [
             ("mark-installed", Some("operator")),
-            ("reprovision", Some("operator"))
+            ("reprovision", Some("operator")),
+            ("report", None)
         ]
     );
 
@@ -591,6 +603,16 @@ async fn install_loop_avoidance_through_the_api() {
         pxe::local_boot_script(&n4).unwrap()
     );
     assert_eq!(boot(&s2, "52-54-00-12-34-56.ipxe").await.1, netboot);
+    // The reinstalled system's first report ends the reinstall.
+    let (st, _) = post_json(
+        &s2,
+        "/v1/reports",
+        Some(node_peer("node01")),
+        &report_json("node01", "system", Phase::Booted),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(boot(&s2, "52-54-00-12-34-56.ipxe").await.1, local);
 }
 
 fn discover_json(mac: &str) -> Value {

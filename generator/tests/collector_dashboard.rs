@@ -310,6 +310,27 @@ async fn dashboard_shows_the_fleet_and_updates_live() {
     .unwrap();
     assert_eq!(updated, json!("joined|joined|still-here"));
 
+    // A refused report for an unknown node is listed, also without a reload.
+    let resp = collector_support::client(&secrets, &secrets, collector_support::As::Node("node01"))
+        .post(format!("{base}/v1/reports"))
+        .json(&report("node99", "chainfire", Phase::Booted, "who am i"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), reqwest::StatusCode::FORBIDDEN);
+    let (b, rejected) = tokio::task::spawn_blocking(move || {
+        let v = b.wait_for(
+            "the refused node id to be listed",
+            "Array.from(document.querySelectorAll('#rejected tbody tr td:first-child')).map(td => td.textContent).join(',') + '|' + window.__noReload",
+            |v| v.as_str().is_some_and(|s| s.starts_with("node99")),
+        );
+        (b, v)
+    })
+    .await
+    .unwrap();
+    assert_eq!(rejected, json!("node99|still-here"));
+    let mut b = b;
+
     let shot = tokio::task::spawn_blocking(move || {
         let r = b.call("Page.captureScreenshot", json!({"format": "png"}));
         base64_decode(r["data"].as_str().unwrap())

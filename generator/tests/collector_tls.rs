@@ -428,3 +428,71 @@ async fn status_and_operator_commands_against_a_real_collector() {
         text(&o)
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_tls_files_and_the_lab_mode() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = runbook();
+    let secrets = secrets_for(&inv, dir.path());
+    let inv_path = runbook_path();
+    let p = |rel: &str| secrets.join(rel).to_str().unwrap().to_string();
+    let db1 = dir.path().join("a.db");
+    // The NixOS module passes the three files explicitly (systemd credentials).
+    let c = spawn_collector(&[
+        "--db",
+        db1.to_str().unwrap(),
+        "--inventory",
+        inv_path.to_str().unwrap(),
+        "--tls-cert",
+        &p("pxe-server/pxe-server-cert.pem"),
+        "--tls-key",
+        &p("pxe-server/pxe-server-key.pem"),
+        "--client-ca",
+        &p("ca/ca-cert.pem"),
+    ]);
+    assert!(c.api.starts_with("https://"));
+    let r = report("node03", "flaredb", Phase::Joining, "x");
+    let resp = client(&secrets, &secrets, As::Node("node03"))
+        .post(format!("{}/v1/reports", c.api))
+        .json(&r)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    drop(c);
+
+    // Lab mode: plain HTTP, node ids trusted, operator actions from loopback.
+    let db2 = dir.path().join("b.db");
+    let c = spawn_collector(&[
+        "--db",
+        db2.to_str().unwrap(),
+        "--inventory",
+        inv_path.to_str().unwrap(),
+        "--insecure-http",
+    ]);
+    assert!(c.api.starts_with("http://"));
+    let plain = reqwest::Client::builder().no_proxy().build().unwrap();
+    let resp = plain
+        .post(format!("{}/v1/reports", c.api))
+        .json(&r)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let ghost = report("node99", "chainfire", Phase::Booted, "x");
+    let resp = plain
+        .post(format!("{}/v1/reports", c.api))
+        .json(&ghost)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+    let o = run(&["mark-installed", "node03", "--collector", &c.api]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&["status", "--collector", &c.api, "--json"]);
+    let fleet: FleetView = serde_json::from_slice(&o.stdout).unwrap();
+    let n3 = fleet.nodes.iter().find(|n| n.hostname == "node03").unwrap();
+    assert!(n3.installed);
+    assert_eq!(n3.services[0].phase, "joining");
+    assert_eq!(fleet.rejected_unknown_nodes[0].node_id, "node99");
+}

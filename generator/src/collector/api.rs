@@ -293,14 +293,7 @@ async fn accept_report(
     let report: Report = read_json(headers, body).await?;
     check_report(&report)?;
     let Some(node) = s.inventory.node(&report.node_id) else {
-        s.fleet
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .record_rejected(
-                &report.node_id,
-                peer.addr.map(|a| a.ip().to_string()),
-                now_ms(),
-            );
+        s.record_rejected(&report.node_id, peer.addr.map(|a| a.ip().to_string()));
         return Err(ApiError::forbidden(
             "unknown_node",
             format!("node {:?} is not in the inventory", report.node_id),

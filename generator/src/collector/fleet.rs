@@ -37,6 +37,9 @@ pub struct NodeLive {
     pub last_message: Option<String>,
     /// Reports accepted since the collector's database was created.
     pub reports: u64,
+    /// An operator asked for a reinstall: only a fresh system's `booted` report (or an operator
+    /// mark) counts as installed again, not a late progress report from the old system.
+    pub awaiting_boot: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -140,7 +143,13 @@ impl Fleet {
             },
         );
         // Every phase is `Booted` or later and only an installed system holds its certificate.
-        if node.installed.is_none() && r.phase >= Phase::Booted {
+        let counts = if node.awaiting_boot {
+            r.phase == Phase::Booted
+        } else {
+            r.phase >= Phase::Booted
+        };
+        if node.installed.is_none() && counts {
+            node.awaiting_boot = false;
             node.installed = Some(InstalledMark {
                 by: "report".into(),
                 at_ms: received_ms,
@@ -153,6 +162,7 @@ impl Fleet {
 
     pub fn apply_installed(&mut self, hostname: &str, at_ms: i64) {
         if let Some(node) = self.nodes.get_mut(hostname) {
+            node.awaiting_boot = false;
             node.installed = Some(InstalledMark {
                 by: "operator".into(),
                 at_ms,
@@ -165,6 +175,7 @@ impl Fleet {
     pub fn apply_reprovision(&mut self, hostname: &str) {
         if let Some(node) = self.nodes.get_mut(hostname) {
             node.installed = None;
+            node.awaiting_boot = true;
             node.services.clear();
             node.last_message = Some("reprovision requested by the operator".into());
         }
@@ -279,6 +290,11 @@ mod tests {
         f.apply_reprovision("n");
         assert!(!f.is_installed("n"));
         assert!(f.nodes["n"].services.is_empty());
+        // A late report from the old system does not end the reinstall; a fresh boot does.
+        f.apply_report(&report("n", "chainfire", Phase::Joined), 4000);
+        assert!(!f.is_installed("n"));
+        f.apply_report(&report("n", "system", Phase::Booted), 5000);
+        assert!(f.is_installed("n"));
         // Reports for nodes outside the inventory never create state.
         f.apply_report(&report("ghost", "chainfire", Phase::Joined), 1);
         assert!(!f.nodes.contains_key("ghost"));

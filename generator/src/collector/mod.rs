@@ -73,6 +73,8 @@ pub struct Shared {
     pub store: Store,
     pub metrics: Metrics,
     pub changed: watch::Receiver<u64>,
+    /// For changes that bypass the writer (refused reports shown on the dashboard).
+    notify: watch::Sender<u64>,
     pub config: Config,
     limiter: api::RateLimiter,
 }
@@ -83,6 +85,16 @@ impl Shared {
     pub fn hostname_by_mac(&self, mac: &str) -> Option<&str> {
         self.by_mac.get(mac).map(String::as_str)
     }
+
+    /// Remember a report for a node outside the inventory and tell the dashboard.
+    pub fn record_rejected(&self, node_id: &str, peer: Option<String>) {
+        let version = {
+            let mut f = self.fleet.write().unwrap_or_else(|e| e.into_inner());
+            f.record_rejected(node_id, peer, store::now_ms());
+            f.version
+        };
+        self.notify.send_replace(version);
+    }
 }
 
 /// Open the database (creating and migrating it) and rebuild the fleet state from it. Must be
@@ -90,7 +102,7 @@ impl Shared {
 pub fn open(inventory: Inventory, db: &Path, config: Config) -> Result<AppState, CollectorError> {
     let fleet = Arc::new(RwLock::new(Fleet::new(&inventory)));
     let (tx, rx) = watch::channel(0);
-    let store = store::open(db, fleet.clone(), tx)?;
+    let store = store::open(db, fleet.clone(), tx.clone())?;
     let by_mac = inventory
         .nodes
         .iter()
@@ -103,6 +115,7 @@ pub fn open(inventory: Inventory, db: &Path, config: Config) -> Result<AppState,
         store,
         metrics: Metrics::default(),
         changed: rx,
+        notify: tx,
         limiter: api::RateLimiter::new(config.discover_burst, config.discover_refill),
         config,
     }))
