@@ -498,3 +498,28 @@ fn check_json_lists_errors_with_positions() {
     assert!(e["line"].as_u64().unwrap() > 1);
     assert!(Path::new(e["file"].as_str().unwrap()).ends_with("inv.toml"));
 }
+
+#[test]
+fn dry_run_json_reports_invalid_input_as_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = dir.path().join("inv.toml");
+    std::fs::write(
+        &inv,
+        edit(&base(), "hostname = \"node03\"", "hostname = \"node_03\""),
+    )
+    .unwrap();
+    let out = dir.path().join("out");
+    let o = plasmagen()
+        .arg("generate")
+        .arg(&inv)
+        .arg("--out")
+        .arg(&out)
+        .args(["--dry-run", "--json"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["valid"], false);
+    assert_eq!(v["errors"][0]["field"], "nodes[2].hostname");
+    assert!(!out.exists());
+}

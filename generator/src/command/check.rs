@@ -1,11 +1,11 @@
 //! `plasmagen check <INVENTORY>`: validate only.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde_json::json;
 
 use super::{Outcome, print_warnings};
-use crate::diag::Severity;
+use crate::diag::{Diagnostic, Severity};
 use crate::error::Error;
 use crate::inventory::{self, LoadError};
 
@@ -26,17 +26,7 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
             Err(LoadError::Invalid(d)) => (false, d.clone(), 0),
             Err(LoadError::Io { .. }) => return Err(result.expect_err("an I/O error").into()),
         };
-        let doc = json!({
-            "file": args.inventory.display().to_string(),
-            "valid": valid,
-            "nodes": nodes,
-            "errors": diags.iter().filter(|d| d.severity == Severity::Error).collect::<Vec<_>>(),
-            "warnings": diags.iter().filter(|d| d.severity == Severity::Warning).collect::<Vec<_>>(),
-        });
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&doc).map_err(|e| Error::Internal(e.to_string()))?
-        );
+        print_json(&args.inventory, valid, &diags, nodes)?;
         return if valid {
             Ok(Outcome::Ok)
         } else {
@@ -55,4 +45,25 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
         loaded.warnings.len()
     );
     Ok(Outcome::Ok)
+}
+
+/// `{"file", "valid", "nodes", "errors": [...], "warnings": [...]}` on stdout.
+pub fn print_json(
+    file: &Path,
+    valid: bool,
+    diags: &[Diagnostic],
+    nodes: usize,
+) -> Result<(), Error> {
+    let doc = json!({
+        "file": file.display().to_string(),
+        "valid": valid,
+        "nodes": nodes,
+        "errors": diags.iter().filter(|d| d.severity == Severity::Error).collect::<Vec<_>>(),
+        "warnings": diags.iter().filter(|d| d.severity == Severity::Warning).collect::<Vec<_>>(),
+    });
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&doc).map_err(|e| Error::Internal(e.to_string()))?
+    );
+    Ok(())
 }

@@ -83,7 +83,14 @@ pub fn layout(out: &Path, secrets: Option<&Path>) -> Result<Layout, Error> {
 }
 
 pub fn run(args: &Args) -> Result<Outcome, Error> {
-    let loaded = inventory::load(&args.inventory)?;
+    let loaded = match inventory::load(&args.inventory) {
+        Err(inventory::LoadError::Invalid(diags)) if args.json => {
+            // Machine-readable callers get the problems on stdout, in check --json's shape.
+            super::check::print_json(&args.inventory, false, &diags, 0)?;
+            return Err(Error::Invalid(Vec::new()));
+        }
+        other => other?,
+    };
     print_warnings(&loaded.warnings);
     let inv = &loaded.inventory;
     let layout = layout(&args.out, args.secrets.as_deref())?;
