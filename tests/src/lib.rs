@@ -4,9 +4,11 @@
 //! - [`sink`]: a report collector stand-in, a closed port and a black hole.
 //! - [`agent`]: runs `plasma-agent` commands in-process and captures their JSON logs.
 //! - [`pki`]: test certificates from `plasma-pki`.
+//! - [`e2e`]: the PXE end-to-end lab (network namespace, DHCP/TFTP/HTTP, collector, QEMU).
 //! - [`nixopts`]: options our NixOS modules declare and options a Nix file sets (rnix).
 
 pub mod agent;
+pub mod e2e;
 pub mod net;
 pub mod nixopts;
 pub mod pki;

@@ -1,0 +1,191 @@
+//! QEMU machines on the lab's bridge: TCG (the iPXE ROM hung under nested KVM on these
+//! machines), one virtio NIC on a tap device, one virtio disk with a known serial, the serial
+//! console in a file under target/e2e/.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use super::netns::{Daemon, Netns};
+use super::tools::Tools;
+use super::{Result, poll, tail};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Firmware {
+    /// SeaBIOS; the NIC's iPXE option ROM is the PXE client.
+    Bios,
+    /// OVMF with its own PXE client (the NIC has no option ROM): DHCP → TFTP ipxe.efi → iPXE.
+    Uefi,
+}
+
+impl Firmware {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Firmware::Bios => "bios",
+            Firmware::Uefi => "uefi",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct VmSpec {
+    /// Names the serial log: `target/e2e/<name>.serial.log`.
+    pub name: String,
+    pub firmware: Firmware,
+    pub mac: String,
+    pub tap: String,
+    pub disk_serial: String,
+    pub disk_bytes: u64,
+    /// First sector of the disk; `None` leaves it blank (not bootable).
+    pub disk_mbr: Option<[u8; 512]>,
+}
+
+/// Printed on COM1 by [`local_disk_mbr`]'s boot code.
+pub const LOCAL_DISK_BOOTED: &str = "E2E-LOCAL-DISK-BOOTED";
+
+/// A master boot record standing in for an installed system: its boot code writes
+/// [`LOCAL_DISK_BOOTED`] to the first serial port and halts.
+pub fn local_disk_mbr() -> [u8; 512] {
+    #[rustfmt::skip]
+    let code: [u8; 22] = [
+        0x31, 0xc0,             // xor ax, ax
+        0x8e, 0xd8,             // mov ds, ax
+        0xbe, 0x16, 0x7c,       // mov si, 0x7c16 (the message, right after this code)
+        0xba, 0xf8, 0x03,       // mov dx, 0x3f8 (COM1)
+        0xac,                   // .next: lodsb
+        0x84, 0xc0,             // test al, al
+        0x74, 0x03,             // jz .halt
+        0xee,                   // out dx, al
+        0xeb, 0xf8,             // jmp .next
+        0xfa,                   // .halt: cli
+        0xf4,                   // hlt
+        0xeb, 0xfc,             // jmp .halt
+    ];
+    let mut mbr = [0u8; 512];
+    mbr[..code.len()].copy_from_slice(&code);
+    let msg = format!("{LOCAL_DISK_BOOTED}\r\n");
+    mbr[code.len()..code.len() + msg.len()].copy_from_slice(msg.as_bytes());
+    mbr[510] = 0x55;
+    mbr[511] = 0xaa;
+    mbr
+}
+
+pub struct Vm {
+    pub spec: VmSpec,
+    pub serial: PathBuf,
+    pub started: Instant,
+    qemu: Daemon,
+}
+
+impl Vm {
+    /// Starts the machine inside `ns`; `work` holds its disk image and UEFI variable store.
+    pub fn start(ns: &Netns, tools: &Tools, spec: VmSpec, work: &Path, diag: &Path) -> Result<Vm> {
+        let disk = work.join(format!("{}.img", spec.name));
+        let f = std::fs::File::create(&disk).map_err(|e| format!("{}: {e}", disk.display()))?;
+        f.set_len(spec.disk_bytes).map_err(|e| e.to_string())?;
+        if let Some(mbr) = &spec.disk_mbr {
+            use std::io::Write;
+            (&f).write_all(mbr)
+                .map_err(|e| format!("{}: {e}", disk.display()))?;
+        }
+        let serial = diag.join(format!("{}.serial.log", spec.name));
+        let _ = std::fs::remove_file(&serial);
+        let mut cmd = ns.command(&tools.qemu);
+        cmd.args(["-machine", "q35", "-accel", "tcg", "-m", "512", "-smp", "1"])
+            .args(["-nographic", "-no-reboot", "-monitor", "none"])
+            .arg("-serial")
+            .arg(format!("file:{}", serial.display()))
+            .arg("-netdev")
+            .arg(format!(
+                "tap,id=n0,ifname={},script=no,downscript=no",
+                spec.tap
+            ));
+        let nic = format!("virtio-net-pci,netdev=n0,mac={},bootindex=1", spec.mac);
+        match spec.firmware {
+            Firmware::Bios => {
+                cmd.arg("-device").arg(nic);
+            }
+            Firmware::Uefi => {
+                let vars = work.join(format!("{}.vars.fd", spec.name));
+                std::fs::copy(&tools.ovmf_vars, &vars)
+                    .map_err(|e| format!("copying {}: {e}", tools.ovmf_vars.display()))?;
+                cmd.arg("-drive")
+                    .arg(format!(
+                        "if=pflash,format=raw,unit=0,readonly=on,file={}",
+                        tools.ovmf_code.display()
+                    ))
+                    .arg("-drive")
+                    .arg(format!(
+                        "if=pflash,format=raw,unit=1,file={}",
+                        vars.display()
+                    ))
+                    // No option ROM: OVMF's own PXE client loads ipxe.efi over TFTP.
+                    .arg("-device")
+                    .arg(format!("{nic},romfile="));
+            }
+        }
+        cmd.arg("-drive")
+            .arg(format!("file={},format=raw,if=none,id=d0", disk.display()))
+            .arg("-device")
+            .arg(format!(
+                "virtio-blk-pci,drive=d0,serial={},bootindex=2",
+                spec.disk_serial
+            ))
+            .args(["-device", "virtio-rng-pci"]);
+        let log = diag.join(format!("{}.qemu.log", spec.name));
+        let qemu = Daemon::spawn(&format!("qemu {}", spec.name), cmd, &log)?;
+        Ok(Vm {
+            spec,
+            serial,
+            started: Instant::now(),
+            qemu,
+        })
+    }
+
+    pub fn serial_text(&self) -> String {
+        String::from_utf8_lossy(&std::fs::read(&self.serial).unwrap_or_default()).into_owned()
+    }
+
+    /// Waits for `needle` on the serial console; the error carries the console's tail.
+    pub fn wait_serial(&mut self, needle: &str, timeout: Duration) -> Result<Duration> {
+        let found = poll(timeout, Duration::from_millis(200), || {
+            if self.serial_text().contains(needle) {
+                return Some(Ok(()));
+            }
+            self.qemu.check_alive().err().map(Err)
+        });
+        match found {
+            Some(Ok(())) => Ok(self.started.elapsed()),
+            Some(Err(e)) => Err(format!(
+                "{e}\nwhile waiting for {needle:?} on the console of {}\n{}",
+                self.spec.name,
+                self.diagnose()
+            )),
+            None => Err(format!(
+                "{} did not print {needle:?} within {timeout:?}\n{}",
+                self.spec.name,
+                self.diagnose()
+            )),
+        }
+    }
+
+    /// Waits for the machine to power off by itself.
+    pub fn wait_poweroff(&mut self, timeout: Duration) -> Result<()> {
+        match self.qemu.wait_exit(timeout) {
+            Some(_) => Ok(()),
+            None => Err(format!(
+                "{} did not power off within {timeout:?}\n{}",
+                self.spec.name,
+                self.diagnose()
+            )),
+        }
+    }
+
+    /// Serial console and QEMU output tails, for failure messages.
+    pub fn diagnose(&self) -> String {
+        format!("{}\n{}", tail(&self.serial, 40), tail(&self.qemu.log, 10))
+    }
+
+    pub fn stop(&mut self) {
+        self.qemu.stop();
+    }
+}

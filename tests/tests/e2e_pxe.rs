@@ -1,0 +1,362 @@
+//! End to end (issue 8): machines PXE-boot in QEMU through the generated DHCP configuration,
+//! TFTP, iPXE scripts and HTTP, run `plasma-agent discover` from a netboot initrd and report to
+//! the real collector, all inside a network namespace this test creates (docs/e2e.md).
+//!
+//! Needs root and /dev/net/tun, and fails (never skips) without them or without a tool, naming
+//! the Debian package. Serial consoles and server logs: target/e2e/.
+
+use std::time::{Duration, Instant};
+
+use plasma_tests::e2e::lab::{self, Lab, NODE01_IP, NODE01_MAC, PXE_SERVER};
+use plasma_tests::e2e::tools::{self, Tools};
+use plasma_tests::e2e::vm::{Firmware, LOCAL_DISK_BOOTED, Vm, local_disk_mbr};
+use plasma_tests::e2e::{initrd, poll};
+use plasmagen::collector::view::{FleetView, NodeView};
+
+const UNKNOWN_MAC: &str = "52:54:00:e2:e2:03";
+const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
+
+/// GET `path` from the collector's API as the operator, from inside the lab's namespace.
+fn operator_get<T: serde::de::DeserializeOwned + Send>(lab: &Lab, path: &str) -> Result<T, String> {
+    let url = format!("{}{path}", lab.collector_url());
+    let ca = std::fs::read(lab.secrets.join("ca/ca-cert.pem")).map_err(|e| e.to_string())?;
+    let mut id =
+        std::fs::read(lab.secrets.join("operator/operator-cert.pem")).map_err(|e| e.to_string())?;
+    id.push(b'\n');
+    id.extend(
+        std::fs::read(lab.secrets.join("operator/operator-key.pem")).map_err(|e| e.to_string())?,
+    );
+    lab.ns.enter(move || {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())?;
+        rt.block_on(async {
+            let client = reqwest::Client::builder()
+                .no_proxy()
+                .timeout(Duration::from_secs(10))
+                .tls_certs_only(
+                    reqwest::Certificate::from_pem_bundle(&ca).map_err(|e| e.to_string())?,
+                )
+                .identity(reqwest::Identity::from_pem(&id).map_err(|e| e.to_string())?)
+                .build()
+                .map_err(|e| e.to_string())?;
+            let resp = client
+                .get(&url)
+                .send()
+                .await
+                .map_err(|e| format!("GET {url}: {e}"))?;
+            let status = resp.status();
+            let body = resp.text().await.map_err(|e| e.to_string())?;
+            if !status.is_success() {
+                return Err(format!("GET {url}: {status}: {body}"));
+            }
+            serde_json::from_str(&body).map_err(|e| format!("GET {url}: {e}: {body}"))
+        })
+    })?
+}
+
+/// Plain GET on the collector's boot listener (what iPXE asks for).
+fn boot_script(lab: &Lab, mac: &str) -> String {
+    use std::io::{Read, Write};
+    let path = format!("/boot/{}.ipxe", mac.replace(':', "-"));
+    lab.ns
+        .enter(move || {
+            let mut s = std::net::TcpStream::connect((PXE_SERVER, 8081)).expect("boot listener");
+            write!(s, "GET {path} HTTP/1.0\r\nHost: {PXE_SERVER}\r\n\r\n").unwrap();
+            let mut text = String::new();
+            s.read_to_string(&mut text).unwrap();
+            text
+        })
+        .expect("enter namespace")
+}
+
+fn node01(lab: &Lab) -> NodeView {
+    operator_get(lab, "/v1/nodes/node01").expect("GET /v1/nodes/node01")
+}
+
+/// How many discovery reports the collector holds for node01's MAC.
+fn node01_reports(lab: &Lab) -> u64 {
+    node01(lab).discovered.map_or(0, |d| d.count)
+}
+
+/// Boots node01 and waits for its discovery report; returns power-on → first report.
+fn boot_node01(lab: &mut Lab, firmware: Firmware, disk_serial: &str) -> (Vm, Duration) {
+    let before = node01_reports(lab);
+    let mut vm = lab
+        .boot("node01", firmware, NODE01_MAC, disk_serial)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let seen = poll(BOOT_TIMEOUT, Duration::from_millis(250), || {
+        let n = node01(lab);
+        n.discovered
+            .filter(|d| d.count > before)
+            .map(|_| vm.started.elapsed())
+    });
+    let Some(elapsed) = seen else {
+        let servers = lab.check_servers().err().unwrap_or_default();
+        panic!(
+            "{firmware:?}: node01 did not report within {BOOT_TIMEOUT:?}\n{}\n{servers}\n{}\n{}",
+            vm.diagnose(),
+            lab.log_tail("dhcpd"),
+            lab.log_tail("httpd")
+        );
+    };
+    vm.wait_serial(
+        &format!("{}0", initrd::MARK_DISCOVER_EXIT),
+        Duration::from_secs(30),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    vm.wait_poweroff(Duration::from_secs(30))
+        .unwrap_or_else(|e| panic!("{e}"));
+    (vm, elapsed)
+}
+
+/// The facts node01's last discovery report holds: this VM's NIC and disk.
+fn assert_node01_facts(lab: &Lab, disk_serial: &str) {
+    let n = node01(lab);
+    let d = n.discovered.expect("node01 discovered");
+    assert_eq!(d.mac, NODE01_MAC);
+    assert_eq!(
+        d.remote.as_deref(),
+        Some(NODE01_IP),
+        "reported from the reserved address"
+    );
+    let f = &d.facts;
+    assert_eq!(f.primary_mac, NODE01_MAC);
+    assert!(
+        f.nics.iter().any(|nic| nic.mac == NODE01_MAC),
+        "NIC with node01's MAC: {:?}",
+        f.nics
+    );
+    let by_id = format!("/dev/disk/by-id/virtio-{disk_serial}");
+    let disk = f
+        .disks
+        .iter()
+        .find(|disk| disk.by_id.contains(&by_id))
+        .unwrap_or_else(|| panic!("no disk with {by_id}: {:?}", f.disks));
+    assert_eq!(disk.name, "vda");
+    assert_eq!(disk.size_bytes, lab::DISK_BYTES);
+    assert!(
+        f.memory_bytes > 256 << 20 && f.memory_bytes <= 512 << 20,
+        "{}",
+        f.memory_bytes
+    );
+    assert_eq!(f.cpu.logical_cpus, 1);
+}
+
+/// dhcpd acknowledged node01's reservation at least `n` times.
+fn assert_reservation_acks(lab: &Lab, n: usize) {
+    let log = lab.log("dhcpd");
+    let acks = log
+        .matches(&format!(
+            "DHCPACK on {NODE01_IP} to {NODE01_MAC} via {}",
+            lab::BRIDGE
+        ))
+        .count();
+    assert!(
+        acks >= n,
+        "expected {n}+ DHCPACKs of node01's reservation, dhcpd logged:\n{log}"
+    );
+}
+
+#[test]
+fn pxe_boot_reports_to_the_collector() {
+    tools::require_privileges().unwrap_or_else(|e| panic!("{e}"));
+    let tools = Tools::find().unwrap_or_else(|e| panic!("{e}"));
+    let bins = lab::build_binaries().unwrap_or_else(|e| panic!("{e}"));
+    let mut lab = Lab::start(tools, bins).unwrap_or_else(|e| panic!("lab: {e}"));
+    let mut timings = Vec::new();
+
+    // 1. Legacy BIOS: the NIC's iPXE ROM gets node01's reservation and boot.ipxe over HTTP.
+    let (vm, bios) = boot_node01(&mut lab, Firmware::Bios, "E2EBIOS01");
+    assert_node01_facts(&lab, "E2EBIOS01");
+    // iPXE (boot script) and the initrd's udhcpc each got the reservation.
+    assert_reservation_acks(&lab, 2);
+    let serial = vm.serial_text();
+    assert!(
+        serial.contains("/boot/52-54-00-12-34-56.ipxe... ok"),
+        "collector boot script"
+    );
+    assert!(serial.contains("PlasmaCloud: netbooting node01 (control-plane)"));
+    assert!(serial.contains(&format!("{}{NODE01_IP}", initrd::MARK_LEASE)));
+    drop(vm);
+    timings.push(("bios", bios));
+    println!(
+        "e2e: BIOS power-on -> first report: {:.1}s",
+        bios.as_secs_f64()
+    );
+
+    // 2. UEFI: OVMF's PXE client gets ipxe.efi over TFTP, then the same chain.
+    let (vm, uefi) = boot_node01(&mut lab, Firmware::Uefi, "E2EUEFI01");
+    assert_node01_facts(&lab, "E2EUEFI01");
+    assert_eq!(node01_reports(&lab), 2);
+    let tftp = lab.log("tftp-dnsmasq");
+    assert!(
+        tftp.contains("sent") && tftp.contains("ipxe.efi to 10.0.100.50"),
+        "TFTP log:\n{tftp}"
+    );
+    assert!(
+        vm.serial_text().contains("UEFI PXEv4"),
+        "OVMF's PXE client booted"
+    );
+    drop(vm);
+    timings.push(("uefi", uefi));
+    println!(
+        "e2e: UEFI power-on -> first report: {:.1}s",
+        uefi.as_secs_f64()
+    );
+    assert_reservation_acks(&lab, 4);
+
+    if std::env::var_os("PLASMA_E2E_BENCH_ONLY").is_some() {
+        return;
+    }
+
+    // 3. Installed: the collector serves the local-boot script and the machine does not
+    //    netboot the installer again.
+    assert!(boot_script(&lab, NODE01_MAC).contains("netbooting node01"));
+    let secrets = lab.secrets.display().to_string();
+    let marked = lab
+        .plasmagen(&[
+            "mark-installed",
+            "node01",
+            "--collector",
+            &lab.collector_url(),
+            "--secrets",
+            &secrets,
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(marked.contains("installed=true"), "{marked}");
+    let script = boot_script(&lab, NODE01_MAC);
+    assert!(
+        script.contains("is installed, booting from local disk") && script.contains("sanboot"),
+        "{script}"
+    );
+    let reports = node01_reports(&lab);
+    let kernels_served = lab.log("httpd").matches("bzImage").count();
+    // The disk holds a boot sector standing in for the installed system.
+    let mut vm = lab
+        .boot_disk(
+            "node01-installed",
+            Firmware::Bios,
+            NODE01_MAC,
+            "E2EBIOS01",
+            Some(local_disk_mbr()),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    vm.wait_serial("node01 is installed, booting from local disk", BOOT_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let local = vm
+        .wait_serial(LOCAL_DISK_BOOTED, Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "e2e: installed node01 booted its local disk {:.1}s after power-on",
+        local.as_secs_f64()
+    );
+    // Give a wrong fallback time to show (a netboot would fetch the kernel within seconds).
+    std::thread::sleep(Duration::from_secs(5));
+    let serial = vm.serial_text();
+    assert!(
+        !serial.contains("netboot.ipxe"),
+        "an installed node chained the netboot image"
+    );
+    assert!(
+        !serial.contains("Linux version"),
+        "an installed node booted the netboot kernel"
+    );
+    assert_eq!(
+        node01_reports(&lab),
+        reports,
+        "an installed node reported discovery again"
+    );
+    assert_eq!(
+        lab.log("httpd").matches("bzImage").count(),
+        kernels_served,
+        "kernel served again"
+    );
+    drop(vm);
+
+    // 4. An unknown MAC boots the discovery script and shows up in `plasmagen discovered`.
+    let mut vm = lab
+        .boot("unknown", Firmware::Bios, UNKNOWN_MAC, "E2EUNKNOWN3")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let started = Instant::now();
+    let seen = poll(BOOT_TIMEOUT, Duration::from_millis(250), || {
+        let fleet: FleetView = operator_get(&lab, "/v1/nodes").ok()?;
+        fleet
+            .unknown_discovered
+            .iter()
+            .any(|d| d.mac == UNKNOWN_MAC)
+            .then(|| started.elapsed())
+    });
+    assert!(
+        seen.is_some(),
+        "unknown machine did not report\n{}",
+        vm.diagnose()
+    );
+    assert!(
+        vm.serial_text()
+            .contains("unknown machine 52:54:00:e2:e2:03, booting the discovery image")
+    );
+    vm.wait_poweroff(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("{e}"));
+    drop(vm);
+    // It got an address from the dynamic range, not a reservation.
+    let dhcpd = lab.log("dhcpd");
+    assert!(
+        dhcpd.contains(&format!("to {UNKNOWN_MAC} via"))
+            && !dhcpd.contains(&format!("DHCPACK on {NODE01_IP} to {UNKNOWN_MAC}")),
+        "unknown MAC lease:\n{dhcpd}"
+    );
+
+    let url = lab.collector_url();
+    let toml_text = lab
+        .plasmagen(&[
+            "discovered",
+            "--collector",
+            &url,
+            "--secrets",
+            &secrets,
+            "--format",
+            "toml",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let doc: toml::Table =
+        toml::from_str(&toml_text).unwrap_or_else(|e| panic!("{e}\n{toml_text}"));
+    let nodes = doc["nodes"].as_array().expect("[[nodes]]");
+    assert_eq!(
+        nodes.len(),
+        1,
+        "only the unknown machine, not node01:\n{toml_text}"
+    );
+    let n = nodes[0].as_table().unwrap();
+    assert_eq!(n["mac"].as_str(), Some(UNKNOWN_MAC));
+    assert_eq!(
+        n["disks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap())
+            .collect::<Vec<_>>(),
+        ["/dev/disk/by-id/virtio-E2EUNKNOWN3"]
+    );
+    assert!(toml_text.contains("# TODO"), "{toml_text}");
+    let json_text = lab
+        .plasmagen(&[
+            "discovered",
+            "--collector",
+            &url,
+            "--secrets",
+            &secrets,
+            "--format",
+            "json",
+        ])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let json: serde_json::Value = serde_json::from_str(&json_text).unwrap();
+    assert_eq!(json[0]["mac"], UNKNOWN_MAC);
+    assert_eq!(json[0]["disks"][0], "/dev/disk/by-id/virtio-E2EUNKNOWN3");
+
+    lab.check_servers().unwrap_or_else(|e| panic!("{e}"));
+    for (fw, t) in timings {
+        println!("e2e: {fw} power-on -> first report {:.1}s", t.as_secs_f64());
+    }
+}
