@@ -1,27 +1,35 @@
 #!/usr/bin/env bash
 # Runs every test of the project on a fresh Debian 12 machine: installs the real programs the
-# tests drive (Nix evaluator, openssl, nftables, chromium, ...) when they are missing, then runs
-# the Rust test suite. Safe to re-run.
+# tests drive (Nix evaluator, openssl, DHCP/DNS/firewall checkers, chromium, QEMU with iPXE and
+# OVMF, a kernel and busybox for the PXE boot test) when they are missing, then runs the Rust
+# test suite. Safe to re-run; extra arguments go to `cargo test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# command -> Debian package providing it
-declare -A NEEDS=(
-  [nix-instantiate]=nix-bin
-  [openssl]=openssl
-  [nft]=nftables
-  [shellcheck]=shellcheck
-  [chromium]=chromium
-  [dhcpd]=isc-dhcp-server
-  [kea-dhcp4]=kea-dhcp4-server
-  [dnsmasq]=dnsmasq
-  [named-checkzone]=bind9-utils
+PACKAGES=(
+  nix-bin            # nix-instantiate: parse and evaluate the generated Nix
+  openssl            # openssl verify on the generated certificates
+  nftables           # nft -c on the generated rules
+  isc-dhcp-server    # dhcpd -t, and the DHCP server of the PXE boot test
+  kea-dhcp4-server   # kea-dhcp4 -t
+  dnsmasq            # dnsmasq --test, TFTP in the PXE boot test
+  bind9-utils        # named-checkzone
+  shellcheck         # the generated operator scripts
+  jq                 # the operator scripts read JSON with jq (or python3)
+  python3
+  chromium           # the collector dashboard test
+  qemu-system-x86    # the PXE boot test's VMs
+  ipxe               # undionly.kpxe / ipxe.efi
+  ovmf               # UEFI firmware
+  busybox-static     # the PXE test initrd
+  linux-image-amd64  # the PXE test kernel
+  iproute2           # network namespaces, bridge, tap
 )
 
 missing=()
-for cmd in "${!NEEDS[@]}"; do
-  if ! command -v "$cmd" >/dev/null 2>&1 && [ ! -x "/usr/sbin/$cmd" ]; then
-    missing+=("${NEEDS[$cmd]}")
+for pkg in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$pkg")
   fi
 done
 
@@ -29,12 +37,9 @@ if [ "${#missing[@]}" -gt 0 ]; then
   echo "test.sh: installing ${missing[*]}" >&2
   SUDO=""
   if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
-  if [ ! -f /tmp/.plasmacloud-apt-updated ]; then
-    $SUDO apt-get update -qq
-    touch /tmp/.plasmacloud-apt-updated
-  fi
+  $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-  # The Debian packages start their daemons; the tests run their own copies.
+  # Debian starts the daemons it installs; the tests run their own copies.
   for svc in isc-dhcp-server kea-dhcp4-server dnsmasq; do
     $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
   done
