@@ -10,6 +10,8 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_CHANGES: u8 = 1;
 pub const EXIT_INVALID: u8 = 2;
 pub const EXIT_INTERNAL: u8 = 70;
+/// A service (the collector) could not be reached or refused the request.
+pub const EXIT_UNAVAILABLE: u8 = 69;
 pub const EXIT_IO: u8 = 74;
 
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +36,9 @@ pub enum Error {
     Pki(#[from] plasma_pki::PkiError),
     #[error("{0}")]
     Internal(String),
+    /// The collector was unreachable or answered with an error.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 fn render_diags(diags: &[Diagnostic]) -> String {
@@ -70,6 +75,7 @@ impl Error {
             Error::Invalid(_) | Error::Usage(_) => EXIT_INVALID,
             Error::Pki(e) if e.is_user_error() => EXIT_INVALID,
             Error::Output(_) | Error::Io { .. } => EXIT_IO,
+            Error::Unavailable(_) => EXIT_UNAVAILABLE,
             Error::Render(_) | Error::Pki(_) | Error::Internal(_) => EXIT_INTERNAL,
         }
     }

@@ -36,14 +36,24 @@ fn attempt(text: &str, dir: &Path) -> Option<std::path::PathBuf> {
     let inv = dir.join("inv.toml");
     std::fs::write(&inv, text).unwrap();
     let out = dir.join("out");
-    let o = plasmagen().arg("generate").arg(&inv).arg("--out").arg(&out).arg("--skip-certs").output().unwrap();
+    let o = plasmagen()
+        .arg("generate")
+        .arg(&inv)
+        .arg("--out")
+        .arg(&out)
+        .arg("--skip-certs")
+        .output()
+        .unwrap();
     match o.status.code() {
         Some(0) => Some(out.join("flake")),
         Some(2) => {
             assert!(!out.exists(), "rejected input must write nothing");
             None
         }
-        other => panic!("unexpected exit {other:?}: {}", String::from_utf8_lossy(&o.stderr)),
+        other => panic!(
+            "unexpected exit {other:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        ),
     }
 }
 
@@ -53,16 +63,32 @@ fn identifiers_that_reach_configs_and_scripts_are_rejected() {
         ("hostname = \"node05\"", "hostname"),
         ("name = \"prod-cluster\"", "name"),
         ("domain = \"example.com\"", "domain"),
-        ("collector_url = \"https://10.0.100.10:8443\"", "collector_url"),
-        ("username = \"admin\" }\n\n[[nodes]]\nhostname = \"node05\"", "username"),
+        (
+            "collector_url = \"https://10.0.100.10:8443\"",
+            "collector_url",
+        ),
+        (
+            "username = \"admin\" }\n\n[[nodes]]\nhostname = \"node05\"",
+            "username",
+        ),
     ];
     for (orig, key) in fields {
         for h in HOSTILE {
             let dir = tempfile::tempdir().unwrap();
-            let replacement = orig.replacen(&orig[orig.find('"').unwrap()..orig[orig.find('"').unwrap() + 1..].find('"').unwrap() + orig.find('"').unwrap() + 2], &toml_string(h), 1);
+            let replacement = orig.replacen(
+                &orig[orig.find('"').unwrap()
+                    ..orig[orig.find('"').unwrap() + 1..].find('"').unwrap()
+                        + orig.find('"').unwrap()
+                        + 2],
+                &toml_string(h),
+                1,
+            );
             let text = base().replacen(orig, &replacement, 1);
             assert_ne!(text, base(), "{key}: fixture edit");
-            assert!(attempt(&text, dir.path()).is_none(), "{key} = {h:?} was accepted");
+            assert!(
+                attempt(&text, dir.path()).is_none(),
+                "{key} = {h:?} was accepted"
+            );
         }
     }
 }
@@ -77,12 +103,35 @@ fn free_text_is_carried_verbatim_through_nix() {
         let full_key = format!("{key} {h}");
         let url = format!("github:NixOS/nixpkgs?x={h}");
         let text = base()
-            .replacen(&format!("\"{key} provisioning@example.com\""), &toml_string(&full_key), 1)
-            .replacen("[networks.provisioning]", &format!("[flake.inputs]\nnixpkgs = {}\n\n[networks.provisioning]", toml_string(&url)), 1);
+            .replacen(
+                &format!("\"{key} provisioning@example.com\""),
+                &toml_string(&full_key),
+                1,
+            )
+            .replacen(
+                "[networks.provisioning]",
+                &format!(
+                    "[flake.inputs]\nnixpkgs = {}\n\n[networks.provisioning]",
+                    toml_string(&url)
+                ),
+                1,
+            );
         let flake = attempt(&text, dir.path()).unwrap_or_else(|| panic!("{h:?} rejected"));
-        for rel in files_under(&flake).into_iter().filter(|p| p.extension().is_some_and(|e| e == "nix")) {
-            let o = Command::new("nix-instantiate").arg("--parse").arg(flake.join(&rel)).output().unwrap();
-            assert!(o.status.success(), "{}: {}", rel.display(), String::from_utf8_lossy(&o.stderr));
+        for rel in files_under(&flake)
+            .into_iter()
+            .filter(|p| p.extension().is_some_and(|e| e == "nix"))
+        {
+            let o = Command::new("nix-instantiate")
+                .arg("--parse")
+                .arg(flake.join(&rel))
+                .output()
+                .unwrap();
+            assert!(
+                o.status.success(),
+                "{}: {}",
+                rel.display(),
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         let v = nix_eval(
             &flake,

@@ -64,7 +64,9 @@ fn flake_has_no_pem_and_no_secret_nix_paths() {
                         let public_ca = p == "./pki/ca-cert.pem";
                         assert!(
                             public_ca
-                                || (!p.contains("secret") && !p.ends_with(".pem") && !p.starts_with('/')),
+                                || (!p.contains("secret")
+                                    && !p.ends_with(".pem")
+                                    && !p.starts_with('/')),
                             "{}: Nix path literal {p:?} would import private material into the store",
                             rel.display()
                         );

@@ -18,6 +18,7 @@ Exit codes:
   0   success (dry-run: nothing would change)
   1   dry-run: changes pending
   2   invalid input (inventory, arguments, refused layout, unreadable CA); nothing was written
+  69  the collector could not be reached or failed (status, mark-installed, reprovision, discovered)
   70  internal error (a bug: please report it)
   74  I/O error writing the output";
 
@@ -52,7 +53,7 @@ pub enum Command {
     Collector(collector::Args),
     /// Show the fleet as the collector sees it; --wait until every node joined.
     #[command(
-        after_help = "Exit codes:\n  0   success (--wait: every node joined its Raft services)\n  1   --wait: a node failed or the timeout passed\n  2   bad arguments, unreadable TLS files, or the collector refused or could not be reached"
+        after_help = "Exit codes:\n  0   success (--wait: every node joined its Raft services)\n  1   --wait: a node failed or the timeout passed\n  2   bad arguments, unreadable TLS files, or the collector refused the request (4xx)\n  69  the collector could not be reached or failed (5xx)"
     )]
     Status(status::Args),
     /// Operator: record that a node is installed (its next PXE boot boots the local disk).

@@ -48,7 +48,14 @@ impl CollectorArgs {
 }
 
 pub fn client_err(e: ClientError) -> Error {
-    Error::Usage(e.to_string())
+    match e {
+        // Bad flags or unreadable TLS files are the caller's to fix (exit 2).
+        ClientError::Config(_) => Error::Usage(e.to_string()),
+        // Refused for what we sent (wrong certificate, unknown node): also the caller's (exit 2).
+        ClientError::Http { status, .. } if (400..500).contains(&status) => Error::Usage(e.to_string()),
+        // Unreachable or failing collector: exit 69, so scripts can tell it from bad input.
+        ClientError::Transport { .. } | ClientError::Http { .. } => Error::Unavailable(e.to_string()),
+    }
 }
 
 #[derive(Debug, clap::Args)]
