@@ -43,7 +43,7 @@ impl Archive {
     }
 
     fn pad(&mut self) {
-        while self.out.len() % 4 != 0 {
+        while !self.out.len().is_multiple_of(4) {
             self.out.push(0);
         }
     }
@@ -84,7 +84,7 @@ mod tests {
         assert_eq!(&text[54..62], "0000000a");
         assert_eq!(&text[94..102], "00000005");
         assert_eq!(&text[110..114], "init");
-        assert_eq!(out.len() % 4, 0);
+        assert!(out.len().is_multiple_of(4));
         assert!(text.contains("TRAILER!!!"));
     }
 }
