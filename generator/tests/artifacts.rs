@@ -166,7 +166,19 @@ fn boot_paths_follow_the_runbook() {
     assert_eq!(classes[1]["boot-file-name"], "undionly.kpxe");
     assert_eq!(classes[2]["boot-file-name"], "ipxe.efi");
     let boot = std::fs::read_to_string(f.join("pxe/boot.ipxe")).unwrap();
-    assert!(boot.contains("chain ${collector-boot}/boot/${mac:hexhyp}.ipxe || goto static"));
+    assert!(boot.contains("chain ${collector-boot}/boot/${mac:hexhyp}.ipxe || goto auto_failed"));
+    // A failed local boot of an installed machine never falls through to a netboot.
+    assert!(boot.contains("iseq ${plasmacloud-installed} 1 && goto firmware ||\n"));
+    let failed = &boot[boot.find(":auto_failed").unwrap()..boot.find(":static").unwrap()];
+    assert!(
+        failed.find("sanboot").unwrap() < failed.find("goto static").unwrap(),
+        "local disk before the installer:\n{failed}"
+    );
+    let local = std::fs::read_to_string(f.join("pxe/nodes/52-54-00-12-34-56.ipxe")).unwrap();
+    assert!(
+        !local.contains("sanboot"),
+        "the static node script netboots"
+    );
     assert!(boot.contains("choose --timeout 5000 --default auto"));
     assert!(boot.contains("set collector-boot http://10.0.100.10:8081"));
 }

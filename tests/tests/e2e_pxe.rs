@@ -275,6 +275,33 @@ fn pxe_boot_reports_to_the_collector() {
     );
     drop(vm);
 
+    // 3b. Installed, but the local disk does not boot (blank, or a broken bootloader): the
+    //     machine is handed back to the firmware instead of falling through to the installer.
+    let mut vm = lab
+        .boot_disk(
+            "node01-blank",
+            Firmware::Bios,
+            NODE01_MAC,
+            "E2EBLANK01",
+            None,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    vm.wait_serial("node01 is installed, booting from local disk", BOOT_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    vm.wait_serial(
+        "installed machine, not reinstalling",
+        Duration::from_secs(60),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    std::thread::sleep(Duration::from_secs(5));
+    let serial = vm.serial_text();
+    assert!(
+        !serial.contains("netboot.ipxe") && !serial.contains("Linux version"),
+        "a failed local boot fell through to the installer:\n{serial}"
+    );
+    assert_eq!(node01_reports(&lab), reports, "no new discovery report");
+    drop(vm);
+
     // 4. An unknown MAC boots the discovery script and shows up in `plasmagen discovered`.
     let mut vm = lab
         .boot("unknown", Firmware::Bios, UNKNOWN_MAC, "E2EUNKNOWN3")
