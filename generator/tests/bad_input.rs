@@ -520,7 +520,12 @@ fn dry_run_json_reports_invalid_input_as_json() {
     assert_eq!(o.status.code(), Some(2));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert_eq!(v["valid"], false);
-    let fields: Vec<&str> = v["errors"].as_array().unwrap().iter().map(|e| e["field"].as_str().unwrap()).collect();
+    let fields: Vec<&str> = v["errors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["field"].as_str().unwrap())
+        .collect();
     assert!(fields.contains(&"nodes[2].hostname"), "{fields:?}");
     assert!(!out.exists());
 }

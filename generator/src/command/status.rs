@@ -52,9 +52,13 @@ pub fn client_err(e: ClientError) -> Error {
         // Bad flags or unreadable TLS files are the caller's to fix (exit 2).
         ClientError::Config(_) => Error::Usage(e.to_string()),
         // Refused for what we sent (wrong certificate, unknown node): also the caller's (exit 2).
-        ClientError::Http { status, .. } if (400..500).contains(&status) => Error::Usage(e.to_string()),
+        ClientError::Http { status, .. } if (400..500).contains(&status) => {
+            Error::Usage(e.to_string())
+        }
         // Unreachable or failing collector: exit 69, so scripts can tell it from bad input.
-        ClientError::Transport { .. } | ClientError::Http { .. } => Error::Unavailable(e.to_string()),
+        ClientError::Transport { .. } | ClientError::Http { .. } => {
+            Error::Unavailable(e.to_string())
+        }
     }
 }
 
