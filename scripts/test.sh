@@ -20,6 +20,7 @@ PACKAGES=(
   chromium           # the collector dashboard test
   qemu-system-x86    # the PXE boot test's VMs
   ipxe               # undionly.kpxe / ipxe.efi
+  ipxe-qemu          # QEMU's NIC option ROMs (legacy PXE in the BIOS VM)
   ovmf               # UEFI firmware
   busybox-static     # the PXE test initrd
   linux-image-amd64  # the PXE test kernel
