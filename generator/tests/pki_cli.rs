@@ -118,13 +118,14 @@ fn rotate_keeps_the_old_files() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert_ne!(fs::read(&key).unwrap(), old, "a new key");
-    let kept: Vec<_> = fs::read_dir(key.parent().unwrap())
+    let rotated = out.join("secrets/rotated/nodes/node02/etc/nixos/secrets");
+    let kept: Vec<_> = fs::read_dir(&rotated)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("node02-key.pem."))
         .collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
-    assert_eq!(fs::read(key.parent().unwrap().join(&kept[0])).unwrap(), old);
+    assert_eq!(fs::read(rotated.join(&kept[0])).unwrap(), old);
     let bad = plasmagen()
         .args(["certs", "rotate"])
         .arg(&inv)

@@ -638,7 +638,8 @@ fn rotate_one_node_keeps_the_old_files_with_a_timestamp() {
     );
     // `t` is in the future relative to the certificates; rotation does not care.
     let actions = rotate(&s, &input(), Rotate::Node("node01".into()), t).unwrap();
-    let dir = s.join("nodes/node01/etc/nixos/secrets");
+    // Kept outside nodes/<host>/ so `--extra-files` never ships a retired key to the machine.
+    let dir = s.join("rotated/nodes/node01/etc/nixos/secrets");
     let kept_key = dir.join("node01-key.pem.20261124T051500Z");
     let kept_cert = dir.join("node01-cert.pem.20261124T051500Z");
     assert_eq!(
@@ -651,6 +652,16 @@ fn rotate_one_node_keeps_the_old_files_with_a_timestamp() {
     assert_eq!(read(&kept_key), old_key);
     assert_eq!(read(&kept_cert), old_cert);
     assert_eq!(mode(&kept_key), 0o600);
+    assert_eq!(mode(s.join("rotated")), 0o700);
+    assert_eq!(mode(&dir), 0o700);
+    let live: Vec<String> = fs::read_dir(s.join("nodes/node01/etc/nixos/secrets"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        live.iter().all(|n| n.ends_with(".pem")),
+        "only live files under nodes/: {live:?}"
+    );
     let new_key = read(node_key(&s, "node01"));
     assert_ne!(new_key, old_key);
     assert_eq!(mode(node_key(&s, "node01")), 0o600);
@@ -712,7 +723,7 @@ fn rotate_all_and_errors() {
     fs::write(node_key(&s, "node02"), "broken").unwrap();
     rotate(&s, &input(), Rotate::Node("node02".into()), now()).unwrap();
     assert!(apply(&s, &input(), now()).unwrap().is_empty());
-    let kept_broken = fs::read_dir(s.join("nodes/node02/etc/nixos/secrets"))
+    let kept_broken = fs::read_dir(s.join("rotated/nodes/node02/etc/nixos/secrets"))
         .unwrap()
         .filter_map(|e| fs::read_to_string(e.unwrap().path()).ok())
         .any(|c| c == "broken");

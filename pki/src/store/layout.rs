@@ -76,6 +76,11 @@ impl Layout {
         self.ca_dir().join("ca-key.pem")
     }
 
+    /// Retired keys and certificates from `rotate`, mirroring their original paths.
+    pub fn rotated_dir(&self) -> PathBuf {
+        self.root.join("rotated")
+    }
+
     pub fn nodes_dir(&self) -> PathBuf {
         self.root.join("nodes")
     }

@@ -260,7 +260,7 @@ fn rotate_leaves(
         let mut kept = Vec::new();
         for (path, tmp) in [(&key_path, key_tmp), (&cert_path, cert_tmp)] {
             if fsio::exists(path)? {
-                let backup = backup_path(path, stamp)?;
+                let backup = backup_path(layout, path, stamp)?;
                 fs::hard_link(path, &backup)
                     .map_err(|e| PkiError::io("keep a copy of", path, e))?;
                 kept.push(backup);
@@ -749,9 +749,20 @@ fn timestamp(now: OffsetDateTime) -> Result<String, PkiError> {
         .map_err(|e| PkiError::Crypto(format!("internal: cannot format timestamp: {e}")))
 }
 
-/// `<file>.<stamp>`, or `<file>.<stamp>.N` when two rotations share a second: never overwrite.
-fn backup_path(path: &Path, stamp: &str) -> Result<PathBuf, PkiError> {
-    let base = format!("{}.{stamp}", path.display());
+/// `<secrets>/rotated/<path under secrets>.<stamp>` (`.N` appended when two rotations share a
+/// second: never overwrite). Outside `nodes/<host>/`, so `nixos-anywhere --extra-files` never
+/// copies a retired key onto a machine.
+fn backup_path(layout: &Layout, path: &Path, stamp: &str) -> Result<PathBuf, PkiError> {
+    let rel = path.strip_prefix(layout.root()).unwrap_or(path);
+    let kept = layout.rotated_dir().join(rel);
+    let dir = kept.parent().unwrap_or(layout.root());
+    // Every level private: these are private keys.
+    let mut level = layout.root().to_path_buf();
+    for part in dir.strip_prefix(layout.root()).unwrap_or(dir).components() {
+        level.push(part);
+        fsio::ensure_dir(&level, MODE_PRIVATE_DIR)?;
+    }
+    let base = format!("{}.{stamp}", kept.display());
     let mut candidate = PathBuf::from(&base);
     let mut n = 1;
     while fsio::exists(&candidate)? {
