@@ -7,6 +7,7 @@
 //! logs are kept under `target/e2e/` to diagnose failures.
 
 pub mod cpio;
+pub mod dhcp;
 pub mod initrd;
 pub mod lab;
 pub mod netns;
