@@ -5,7 +5,7 @@
 //! - user class "iPXE" (what iPXE sends, with or without its client architecture) →
 //!   `http://<pxe_server>:8080/boot/ipxe/boot.ipxe`;
 //! - client architecture (option 93) 0 → `undionly.kpxe`, 7 or 9 → `ipxe.efi`, both with
-//!   next-server = pxe_server;
+//!   next-server = pxe_server, and so does a client without option 93 (the runbook's fallback);
 //! - node01's MAC gets its reserved provisioning IP, an unknown MAC one from the dynamic range.
 //!
 //! Server and client live in two network namespaces this test creates, joined by a veth pair
@@ -102,6 +102,13 @@ const CLIENTS: &[Client] = &[
         boot_file: "ipxe.efi",
         siaddr: Some(PXE_SERVER),
     },
+    // No client architecture at all: the runbook's fallback.
+    Client {
+        name: "no-arch",
+        options: &[],
+        boot_file: "ipxe.efi",
+        siaddr: Some(PXE_SERVER),
+    },
     // iPXE sends its user class as the bare string, not RFC 3004 length-prefixed.
     Client {
         name: "ipxe",
@@ -145,7 +152,7 @@ impl Server {
             },
             Server::Dnsmasq => Need {
                 program: "dnsmasq",
-                package: "dnsmasq",
+                package: "dnsmasq-base",
             },
         }
     }
