@@ -200,7 +200,16 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn strings(&mut self, item: &Item, path: &str, node: Option<&str>) -> Option<Vec<String>> {
+    /// An array whose every element `elem` reads; the whole field counts as broken if one
+    /// element is.
+    fn array<T>(
+        &mut self,
+        item: &Item,
+        path: &str,
+        node: Option<&str>,
+        what: &str,
+        mut elem: impl FnMut(&mut Self, &Item, &str, Option<&str>) -> Option<T>,
+    ) -> Option<Vec<T>> {
         self.record(path, item);
         let Value::Array(items) = &item.value else {
             self.error(
@@ -208,24 +217,26 @@ impl<'a> Reader<'a> {
                 node,
                 path,
                 format!(
-                    "expected an array of strings, found {}",
+                    "expected an array of {what}, found {}",
                     item.value.type_name()
                 ),
             );
             return None;
         };
-        let mut out = Vec::new();
-        let mut ok = true;
-        for (i, it) in items.iter().enumerate() {
-            match self.string(it, &format!("{path}[{i}]"), node) {
-                Some(s) => out.push(s),
-                None => ok = false,
-            }
-        }
-        if !ok {
+        let read: Vec<Option<T>> = items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| elem(self, it, &format!("{path}[{i}]"), node))
+            .collect();
+        let all: Option<Vec<T>> = read.into_iter().collect();
+        if all.is_none() {
             self.broken.insert(path.to_string());
         }
-        ok.then_some(out)
+        all
+    }
+
+    fn strings(&mut self, item: &Item, path: &str, node: Option<&str>) -> Option<Vec<String>> {
+        self.array(item, path, node, "strings", Self::string)
     }
 
     fn parsed<T: FromStr<Err = String>>(
@@ -261,23 +272,7 @@ impl<'a> Reader<'a> {
     }
 
     fn ipv4s(&mut self, item: &Item, path: &str, node: Option<&str>) -> Option<Vec<Ipv4Addr>> {
-        let Value::Array(items) = &item.value else {
-            self.error(
-                item.span.as_ref(),
-                node,
-                path,
-                format!(
-                    "expected an array of IPv4 addresses, found {}",
-                    item.value.type_name()
-                ),
-            );
-            return None;
-        };
-        let mut out = Vec::new();
-        for (i, it) in items.iter().enumerate() {
-            out.push(self.ipv4(it, &format!("{path}[{i}]"), node));
-        }
-        out.into_iter().collect()
+        self.array(item, path, node, "IPv4 addresses", Self::ipv4)
     }
 }
 
@@ -537,16 +532,11 @@ fn read_provisioning(r: &mut Reader<'_>, item: Option<&Item>) -> ProvisioningNet
     if item.is_none() {
         r.broken.insert(base.to_string());
     }
+    let (subnet, gateway, nameservers) = read_addressing(r, entries, base);
     ProvisioningNetwork {
-        subnet: get(entries, "subnet")
-            .and_then(|i| r.parsed(i, &format!("{base}.subnet"), None))
-            .unwrap_or(PLACEHOLDER_NET),
-        gateway: get(entries, "gateway")
-            .and_then(|i| r.ipv4(i, &format!("{base}.gateway"), None))
-            .unwrap_or(Ipv4Addr::UNSPECIFIED),
-        nameservers: get(entries, "nameservers")
-            .and_then(|i| r.ipv4s(i, &format!("{base}.nameservers"), None))
-            .unwrap_or_default(),
+        subnet,
+        gateway,
+        nameservers,
         dhcp_range: range,
         pxe_server: get(entries, "pxe_server")
             .and_then(|i| r.ipv4(i, &format!("{base}.pxe_server"), None))
@@ -565,17 +555,30 @@ fn read_production(r: &mut Reader<'_>, item: Option<&Item>) -> ProductionNetwork
     if item.is_none() {
         r.broken.insert(base.to_string());
     }
+    let (subnet, gateway, nameservers) = read_addressing(r, entries, base);
     ProductionNetwork {
-        subnet: get(entries, "subnet")
-            .and_then(|i| r.parsed(i, &format!("{base}.subnet"), None))
-            .unwrap_or(PLACEHOLDER_NET),
-        gateway: get(entries, "gateway")
-            .and_then(|i| r.ipv4(i, &format!("{base}.gateway"), None))
-            .unwrap_or(Ipv4Addr::UNSPECIFIED),
-        nameservers: get(entries, "nameservers")
-            .and_then(|i| r.ipv4s(i, &format!("{base}.nameservers"), None))
-            .unwrap_or_default(),
+        subnet,
+        gateway,
+        nameservers,
     }
+}
+
+/// `subnet`, `gateway` and `nameservers`, which both networks have.
+fn read_addressing(
+    r: &mut Reader<'_>,
+    entries: &[Entry],
+    base: &str,
+) -> (Cidr, Ipv4Addr, Vec<Ipv4Addr>) {
+    let subnet = get(entries, "subnet")
+        .and_then(|i| r.parsed(i, &format!("{base}.subnet"), None))
+        .unwrap_or(PLACEHOLDER_NET);
+    let gateway = get(entries, "gateway")
+        .and_then(|i| r.ipv4(i, &format!("{base}.gateway"), None))
+        .unwrap_or(Ipv4Addr::UNSPECIFIED);
+    let nameservers = get(entries, "nameservers")
+        .and_then(|i| r.ipv4s(i, &format!("{base}.nameservers"), None))
+        .unwrap_or_default();
+    (subnet, gateway, nameservers)
 }
 
 fn read_node(r: &mut Reader<'_>, item: &Item, index: usize) -> Node {
