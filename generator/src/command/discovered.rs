@@ -9,7 +9,7 @@ use plasma_wire::discover::Disk;
 use serde::Serialize;
 
 use super::Outcome;
-use super::status::{CollectorArgs, client_err};
+use super::status::{CollectorArgs, block_on, client_err};
 use crate::collector::view::{DiscoveredView, FleetView};
 use crate::error::Error;
 
@@ -31,11 +31,7 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<Outcome, Error> {
     let client = args.conn.client()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
-    let fleet = rt.block_on(client.fleet()).map_err(client_err)?;
+    let fleet = block_on(client.fleet())?.map_err(client_err)?;
     let text = match args.format {
         Format::Toml => render_toml(&fleet, client.base()),
         Format::Json => render_json(&fleet)?,

@@ -2,7 +2,7 @@
 //! An operator action: authenticated with the operator client certificate.
 
 use super::Outcome;
-use super::status::{CollectorArgs, client_err};
+use super::status::{CollectorArgs, block_on, client_err};
 use crate::error::Error;
 
 #[derive(Debug, clap::Args)]
@@ -15,13 +15,7 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<Outcome, Error> {
     let client = args.conn.client()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
-    let node = rt
-        .block_on(client.node_action(&args.node, "reprovision"))
-        .map_err(client_err)?;
+    let node = block_on(client.node_action(&args.node, "reprovision"))?.map_err(client_err)?;
     println!(
         "{}: installed={} ({})",
         node.hostname,

@@ -47,6 +47,15 @@ impl CollectorArgs {
     }
 }
 
+/// Run one operator command's requests: they are sequential, so one thread is enough.
+pub fn block_on<F: Future>(f: F) -> Result<F::Output, Error> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
+    Ok(rt.block_on(f))
+}
+
 pub fn client_err(e: ClientError) -> Error {
     match e {
         // Bad flags or unreadable TLS files are the caller's to fix (exit 2).
@@ -82,18 +91,14 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<Outcome, Error> {
     let client = args.conn.client()?;
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
-    rt.block_on(async {
+    block_on(async {
         if !args.wait {
             let fleet = client.fleet().await.map_err(client_err)?;
             print_fleet(&fleet, args.json)?;
             return Ok(Outcome::Ok);
         }
         wait(&client, args).await
-    })
+    })?
 }
 
 fn print_fleet(fleet: &FleetView, json: bool) -> Result<(), Error> {
