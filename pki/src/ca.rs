@@ -274,15 +274,7 @@ impl LeafSpec {
     /// The SANs as strings (DNS names lower-cased, IPs in canonical form), sorted: what the
     /// store compares against an existing certificate.
     pub fn san_strings(&self) -> Vec<String> {
-        let mut sans: Vec<String> = self
-            .dns_names
-            .iter()
-            .map(|d| d.to_ascii_lowercase())
-            .chain(self.ip_addresses.iter().map(ToString::to_string))
-            .collect();
-        sans.sort();
-        sans.dedup();
-        sans
+        crate::inspect::san_strings(&self.dns_names, &self.ip_addresses)
     }
 }
 

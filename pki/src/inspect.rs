@@ -21,16 +21,21 @@ pub struct CertInfo {
 impl CertInfo {
     /// The SANs as sorted strings, comparable with [`crate::LeafSpec::san_strings`].
     pub fn san_strings(&self) -> Vec<String> {
-        let mut sans: Vec<String> = self
-            .dns_names
-            .iter()
-            .map(|d| d.to_ascii_lowercase())
-            .chain(self.ip_addresses.iter().map(ToString::to_string))
-            .collect();
-        sans.sort();
-        sans.dedup();
-        sans
+        san_strings(&self.dns_names, &self.ip_addresses)
     }
+}
+
+/// DNS names lower-cased and IPs in canonical form, sorted and deduplicated: the one form in
+/// which a certificate's SANs and a [`crate::LeafSpec`]'s are compared.
+pub(crate) fn san_strings(dns_names: &[String], ip_addresses: &[IpAddr]) -> Vec<String> {
+    let mut sans: Vec<String> = dns_names
+        .iter()
+        .map(|d| d.to_ascii_lowercase())
+        .chain(ip_addresses.iter().map(ToString::to_string))
+        .collect();
+    sans.sort();
+    sans.dedup();
+    sans
 }
 
 pub fn inspect(cert_pem: &str) -> Result<CertInfo, PkiError> {
