@@ -2,25 +2,11 @@
 //! An operator action: authenticated with the operator client certificate.
 
 use super::Outcome;
-use super::status::{CollectorArgs, block_on, client_err};
+use super::status::node_action;
 use crate::error::Error;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {
-    /// Inventory hostname of the node.
-    pub node: String,
-    #[command(flatten)]
-    pub conn: CollectorArgs,
-}
+pub use super::status::NodeArgs as Args;
 
 pub fn run(args: &Args) -> Result<Outcome, Error> {
-    let client = args.conn.client()?;
-    let node = block_on(client.node_action(&args.node, "reprovision"))?.map_err(client_err)?;
-    println!(
-        "{}: installed={} ({})",
-        node.hostname,
-        node.installed,
-        node.last_message.as_deref().unwrap_or("")
-    );
-    Ok(Outcome::Ok)
+    node_action(args, "reprovision")
 }

@@ -56,6 +56,28 @@ pub fn block_on<F: Future>(f: F) -> Result<F::Output, Error> {
     Ok(rt.block_on(f))
 }
 
+/// Arguments of the per-node operator actions (`mark-installed`, `reprovision`).
+#[derive(Debug, clap::Args)]
+pub struct NodeArgs {
+    /// Inventory hostname of the node.
+    pub node: String,
+    #[command(flatten)]
+    pub conn: CollectorArgs,
+}
+
+/// Post `action` (`installed` or `reprovision`) for the node and print its new state.
+pub fn node_action(args: &NodeArgs, action: &str) -> Result<Outcome, Error> {
+    let client = args.conn.client()?;
+    let node = block_on(client.node_action(&args.node, action))?.map_err(client_err)?;
+    println!(
+        "{}: installed={} ({})",
+        node.hostname,
+        node.installed,
+        node.last_message.as_deref().unwrap_or("")
+    );
+    Ok(Outcome::Ok)
+}
+
 pub fn client_err(e: ClientError) -> Error {
     match e {
         // Bad flags or unreadable TLS files are the caller's to fix (exit 2).
