@@ -160,18 +160,11 @@ pub fn list(secrets_dir: &Path) -> Result<Vec<ListedCert>, PkiError> {
 /// [`list`] with an explicit "now" for `days_left`.
 pub fn list_at(secrets_dir: &Path, now: OffsetDateTime) -> Result<Vec<ListedCert>, PkiError> {
     let layout = Layout::new(secrets_dir);
-    if !fsio::exists(layout.root())? {
-        return Err(PkiError::Layout {
-            path: layout.root().to_path_buf(),
-            reason: "no such directory (run plasmagen generate first)".into(),
-        });
-    }
+    require_generated(&layout)?;
     let _lock = fsio::lock_shared_if_present(&layout.lock_file())?;
     let ca_path = layout.ca_cert();
-    let ca_pem = fsio::read_opt(&ca_path)?.ok_or_else(|| PkiError::Layout {
-        path: ca_path.clone(),
-        reason: "no CA certificate (run plasmagen generate first)".into(),
-    })?;
+    let ca_pem = fsio::read_opt(&ca_path)?
+        .ok_or_else(|| not_generated(ca_path.clone(), "no CA certificate"))?;
     let mut out = vec![listed(&ca_path, None, &ca_pem, &ca_pem, now)?];
     let mut leaves: Vec<LeafId> = node_dirs(&layout)?.into_iter().map(LeafId::Node).collect();
     leaves.extend([LeafId::PxeServer, LeafId::Operator]);
@@ -195,17 +188,9 @@ pub fn rotate(
 ) -> Result<Vec<SecretAction>, PkiError> {
     validate(input)?;
     let layout = Layout::new(secrets_dir);
-    if !fsio::exists(layout.root())? {
-        return Err(PkiError::Layout {
-            path: layout.root().to_path_buf(),
-            reason: "no such directory (run plasmagen generate first)".into(),
-        });
-    }
+    require_generated(&layout)?;
     let _lock = fsio::lock_exclusive(&layout.lock_file())?;
-    let ca = load_ca(&layout)?.ok_or_else(|| PkiError::Layout {
-        path: layout.ca_dir(),
-        reason: "no CA (run plasmagen generate first)".into(),
-    })?;
+    let ca = load_ca(&layout)?.ok_or_else(|| not_generated(layout.ca_dir(), "no CA"))?;
     let specs = desired(input);
     let leaves: Vec<LeafId> = match which {
         Rotate::Node(h) => {
@@ -292,6 +277,24 @@ fn rotate_leaves(
 }
 
 // ---------------------------------------------------------------------------------------------
+
+/// `list` and `rotate` work on what `generate` made; without it there is nothing to do.
+fn require_generated(layout: &Layout) -> Result<(), PkiError> {
+    if fsio::exists(layout.root())? {
+        return Ok(());
+    }
+    Err(not_generated(
+        layout.root().to_path_buf(),
+        "no such directory",
+    ))
+}
+
+fn not_generated(path: PathBuf, what: &str) -> PkiError {
+    PkiError::Layout {
+        path,
+        reason: format!("{what} (run plasmagen generate first)"),
+    }
+}
 
 fn validate(input: &StoreInput) -> Result<(), PkiError> {
     let bad = |m: String| Err(PkiError::InvalidInput(m));
