@@ -71,6 +71,31 @@ impl LogContext {
 /// Where lines go: stdout in the binary, a buffer in tests.
 pub type Sink = Box<dyn Write + Send>;
 
+/// An in-memory [`Sink`] whose clones share one buffer: give one clone to the layer and read
+/// the lines from another (tests).
+#[derive(Clone, Default)]
+pub struct MemorySink(Arc<Mutex<Vec<u8>>>);
+
+impl MemorySink {
+    /// Everything written so far.
+    pub fn contents(&self) -> Vec<u8> {
+        self.0.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+}
+
+impl Write for MemorySink {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 pub struct JsonLayer {
     ctx: LogContext,
     sink: Mutex<Sink>,
@@ -146,22 +171,10 @@ pub fn subscriber(ctx: LogContext, sink: Sink, max_level: Level) -> impl Subscri
 mod tests {
     use super::*;
 
-    #[derive(Clone, Default)]
-    struct Buf(Arc<Mutex<Vec<u8>>>);
-    impl Write for Buf {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
     #[test]
     fn lines_are_flat_json_with_context() {
         let ctx = LogContext::new();
-        let buf = Buf::default();
+        let buf = MemorySink::default();
         let sub = subscriber(ctx.clone(), Box::new(buf.clone()), Level::INFO);
         tracing::subscriber::with_default(sub, || {
             ctx.set_node("node01", "chainfire");
@@ -172,7 +185,7 @@ mod tests {
             );
             tracing::debug!("not shown");
         });
-        let out = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+        let out = String::from_utf8(buf.contents()).unwrap();
         let lines: Vec<&str> = out.lines().collect();
         assert_eq!(lines.len(), 1, "{out}");
         let v: Value = serde_json::from_str(lines[0]).unwrap();

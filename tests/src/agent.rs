@@ -2,15 +2,13 @@
 //! cluster-config.json.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use plasma_agent::command::join::JoinArgs;
 use plasma_agent::command::wait_healthy::WaitHealthyArgs;
 use plasma_agent::command::{self, Command, Env};
-use plasma_agent::logging::{self, LogContext};
+use plasma_agent::logging::{self, LogContext, MemorySink};
 use plasma_agent::notify::Notifier;
 use plasma_agent::{AgentError, Outcome};
 use plasma_wire::{ClusterConfig, ServiceEndpoint, TlsPaths};
@@ -92,22 +90,9 @@ impl Run {
     }
 }
 
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 pub async fn run(cmd: Command) -> Run {
     let log = LogContext::new();
-    let buf = Buf::default();
+    let buf = MemorySink::default();
     let sub = logging::subscriber(log.clone(), Box::new(buf.clone()), tracing::Level::DEBUG);
     let env = Env {
         log,
@@ -117,7 +102,7 @@ pub async fn run(cmd: Command) -> Run {
     // Per-future subscriber: several agents may run concurrently on one test thread.
     let result = command::run(&cmd, &env).with_subscriber(sub).await;
     let elapsed = start.elapsed();
-    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
+    let text = String::from_utf8(buf.contents()).unwrap();
     let logs = text
         .lines()
         .map(|l| {
