@@ -210,7 +210,8 @@ pub fn rotate(
     let result = rotate_leaves(
         &layout,
         &ca,
-        input,
+        &specs,
+        input.key_algorithm,
         &leaves,
         &stamp,
         now,
@@ -226,18 +227,18 @@ pub fn rotate(
 fn rotate_leaves(
     layout: &Layout,
     ca: &Ca,
-    input: &StoreInput,
+    specs: &HashMap<LeafId, LeafSpec>,
+    key_algorithm: KeyAlgorithm,
     leaves: &[LeafId],
     stamp: &str,
     now: OffsetDateTime,
     actions: &mut Vec<SecretAction>,
     durable: &mut Vec<PathBuf>,
 ) -> Result<(), PkiError> {
-    let specs = desired(input);
     for leaf in leaves {
         let spec = &specs[leaf];
         ensure_leaf_dirs(layout, leaf)?;
-        let issued = ca.issue_at(spec, None, input.key_algorithm, now)?;
+        let issued = ca.issue_at(spec, None, key_algorithm, now)?;
         let key_path = layout.leaf_key(leaf);
         let cert_path = layout.leaf_cert(leaf);
         let key_tmp = fsio::write_temp(&key_path, issued.key_pem.as_bytes(), MODE_KEY)?;
