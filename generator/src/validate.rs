@@ -228,23 +228,17 @@ fn cluster_rules(r: &mut Rules<'_>) {
         if c.ssh_authorized_keys.is_empty() {
             r.error(None, "cluster.ssh_authorized_keys", "at least one SSH public key is needed: nixos-anywhere and operators log in with it".into());
         }
-        for (i, key) in c.ssh_authorized_keys.clone().iter().enumerate() {
+        for (i, key) in c.ssh_authorized_keys.iter().enumerate() {
             if let Err(e) = check_ssh_key(key) {
                 r.error(None, &format!("cluster.ssh_authorized_keys[{i}]"), e);
             }
         }
     }
-    let vips: Vec<(String, Ipv4Addr)> = r
-        .parsed
-        .inventory
-        .vips
-        .iter()
-        .map(|(k, v)| (k.clone(), *v))
-        .collect();
-    let prod = r.parsed.inventory.production.subnet;
-    for (name, ip) in vips {
+    let inv = &r.parsed.inventory;
+    let prod = inv.production.subnet;
+    for (name, &ip) in &inv.vips {
         let path = format!("vips.{name}");
-        if !is_label(&name) {
+        if !is_label(name) {
             r.error(
                 None,
                 &path,
@@ -252,7 +246,7 @@ fn cluster_rules(r: &mut Rules<'_>) {
             );
         }
         if RESERVED_DNS_NAMES.contains(&name.as_str())
-            || r.parsed.inventory.nodes.iter().any(|n| n.hostname == name)
+            || r.parsed.inventory.nodes.iter().any(|n| n.hostname == *name)
         {
             r.error(
                 None,
@@ -275,8 +269,8 @@ fn cluster_rules(r: &mut Rules<'_>) {
 
 fn network_rules(r: &mut Rules<'_>) {
     let inv = &r.parsed.inventory;
-    let p = inv.provisioning.clone();
-    let prod = inv.production.clone();
+    let p = &inv.provisioning;
+    let prod = &inv.production;
     let pb = "networks.provisioning";
     if !r.broken(&format!("{pb}.subnet")) {
         for (field, ip) in [
@@ -370,7 +364,7 @@ fn in_range(ip: Ipv4Addr, (start, end): (Ipv4Addr, Ipv4Addr)) -> bool {
 }
 
 fn node_rules(r: &mut Rules<'_>) {
-    let inv = r.parsed.inventory.clone();
+    let inv = &r.parsed.inventory;
     if inv.nodes.is_empty() && !r.broken("nodes") {
         r.error(None, "nodes", "the inventory lists no nodes".into());
     }
@@ -510,8 +504,7 @@ fn node_rules(r: &mut Rules<'_>) {
             }
         }
     }
-    let vips: Vec<(String, Ipv4Addr)> = inv.vips.iter().map(|(k, v)| (k.clone(), *v)).collect();
-    for (name, ip) in vips {
+    for (name, ip) in &inv.vips {
         if let Some(other) = ips.get(&ip) {
             r.error(
                 None,
@@ -575,7 +568,7 @@ fn bootstrap_rules(r: &mut Rules<'_>) {
     if r.broken("cluster.bootstrap") {
         return;
     }
-    let inv = r.parsed.inventory.clone();
+    let inv = &r.parsed.inventory;
     let list = &inv.cluster.bootstrap;
     let field = "cluster.bootstrap";
     if list.is_empty() {
