@@ -425,20 +425,22 @@ fn plan_locked(
         };
 
     let ca = load_ca(layout)?;
+    let existing_nodes = node_dirs(layout)?;
     let orphans: BTreeSet<String> = {
         let wanted: HashSet<&str> = input.nodes.iter().map(|n| n.hostname.as_str()).collect();
-        node_dirs(layout)?
-            .into_iter()
+        existing_nodes
+            .iter()
             .filter(|h| !wanted.contains(h.as_str()))
+            .cloned()
             .collect()
     };
     match &ca {
         None => {
             // Leaves without a CA mean the CA was lost: a new one would silently split the
             // cluster, so stop and let the operator decide.
-            let mut issued = node_dirs(layout)?
-                .into_iter()
-                .map(|h| layout.node_root(&h))
+            let mut issued = existing_nodes
+                .iter()
+                .map(|h| layout.node_root(h))
                 .collect::<Vec<_>>();
             for leaf in [LeafId::PxeServer, LeafId::Operator] {
                 for p in [layout.leaf_cert(&leaf), layout.leaf_key(&leaf)] {
@@ -457,6 +459,7 @@ fn plan_locked(
                 });
             }
             actions.push(SecretAction::CreateCa);
+            check_mode(&mut actions, layout.root().to_path_buf(), MODE_PRIVATE_DIR)?;
         }
         Some(_) => {
             check_mode(&mut actions, layout.root().to_path_buf(), MODE_PRIVATE_DIR)?;
@@ -464,9 +467,6 @@ fn plan_locked(
             check_mode(&mut actions, layout.ca_key(), MODE_KEY)?;
             check_mode(&mut actions, layout.ca_cert(), MODE_CERT)?;
         }
-    }
-    if ca.is_none() {
-        check_mode(&mut actions, layout.root().to_path_buf(), MODE_PRIVATE_DIR)?;
     }
 
     let specs = desired(input);
