@@ -505,7 +505,7 @@ fn node_rules(r: &mut Rules<'_>) {
         }
     }
     for (name, ip) in &inv.vips {
-        if let Some(other) = ips.get(&ip) {
+        if let Some(other) = ips.get(ip) {
             r.error(
                 None,
                 &format!("vips.{name}"),
