@@ -8,6 +8,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use super::netns::{Daemon, Netns};
+use super::tools::which;
 use super::{Result, tail};
 
 /// A program the test runs and the Debian package that provides it.
@@ -25,19 +26,13 @@ pub const BUSYBOX: Need = Need {
     package: "busybox-static",
 };
 
-fn which(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
 /// Paths of `needs` in order; the error lists every missing program with its package.
 pub fn find(needs: &[&Need]) -> Result<Vec<PathBuf>> {
+    let found: Vec<Option<PathBuf>> = needs.iter().map(|n| which(n.program)).collect();
     let missing: Vec<&&Need> = needs
         .iter()
-        .filter(|n| which(n.program).is_none())
+        .zip(&found)
+        .filter_map(|(n, p)| p.is_none().then_some(n))
         .collect();
     if !missing.is_empty() {
         let list: Vec<String> = missing
@@ -52,10 +47,7 @@ pub fn find(needs: &[&Need]) -> Result<Vec<PathBuf>> {
             packages.join(" ")
         ));
     }
-    Ok(needs
-        .iter()
-        .map(|n| which(n.program).expect("found above"))
-        .collect())
+    Ok(found.into_iter().flatten().collect())
 }
 
 /// Network namespaces and veth pairs need root; CI runs the suite as root, so this fails

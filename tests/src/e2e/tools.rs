@@ -39,7 +39,8 @@ pub const PACKAGES: &[&str] = &[
     "iproute2",
 ];
 
-fn which(name: &str) -> Option<PathBuf> {
+/// `name` on `PATH`, or in the system directories a non-root `PATH` may lack.
+pub(crate) fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
