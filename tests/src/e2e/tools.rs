@@ -169,17 +169,12 @@ impl Tools {
 /// Root (network namespaces, bridges, taps) and /dev/net/tun are required: the test fails,
 /// rather than skips, without them, because CI runs it as root.
 pub fn require_privileges() -> Result<()> {
-    let status = std::fs::read_to_string("/proc/self/status")
-        .map_err(|e| format!("/proc/self/status: {e}"))?;
-    let euid = status
-        .lines()
-        .find_map(|l| l.strip_prefix("Uid:"))
-        .and_then(|l| l.split_whitespace().nth(1))
-        .unwrap_or("?");
-    if euid != "0" {
+    let euid = rustix::process::geteuid();
+    if !euid.is_root() {
         return Err(format!(
             "the PXE end-to-end test must run as root (it creates network namespaces, a bridge and \
-             tap devices); effective uid is {euid}. Run the test suite as root (CI does)."
+             tap devices); effective uid is {}. Run the test suite as root (CI does).",
+            euid.as_raw()
         ));
     }
     if !Path::new("/dev/net/tun").exists() {
