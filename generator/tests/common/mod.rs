@@ -20,6 +20,11 @@ pub fn run(args: &[&str]) -> Output {
 }
 
 pub fn generate(inventory: &Path, out: &Path) -> Output {
+    generate_with(inventory, out, &[])
+}
+
+/// `plasmagen generate INVENTORY --out OUT EXTRA...`, asserting success.
+pub fn generate_with(inventory: &Path, out: &Path, extra: &[&str]) -> Output {
     let o = plasmagen()
         // Fixed date: DNS serials in golden files must not depend on the day the test runs.
         .env("SOURCE_DATE_EPOCH", "1764000000")
@@ -27,6 +32,7 @@ pub fn generate(inventory: &Path, out: &Path) -> Output {
         .arg(inventory)
         .arg("--out")
         .arg(out)
+        .args(extra)
         .output()
         .expect("run plasmagen");
     assert!(
@@ -86,19 +92,5 @@ pub fn files_under(root: &Path) -> Vec<PathBuf> {
 
 /// `generate --skip-certs`: the flake alone, byte-for-byte reproducible (golden files).
 pub fn generate_flake_only(inventory: &Path, out: &Path) -> Output {
-    let o = plasmagen()
-        .env("SOURCE_DATE_EPOCH", "1764000000")
-        .arg("generate")
-        .arg(inventory)
-        .arg("--out")
-        .arg(out)
-        .arg("--skip-certs")
-        .output()
-        .expect("run plasmagen");
-    assert!(
-        o.status.success(),
-        "generate failed: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-    o
+    generate_with(inventory, out, &["--skip-certs"])
 }
