@@ -306,7 +306,7 @@ pub async fn post_report(
         builder = builder.tls_certs_only(load_ca(path)?);
     }
     let client = builder.build().map_err(PostError::Client)?;
-    let mut delay = cfg.backoff.initial;
+    let mut backoff = crate::backoff::Backoff::new(cfg.backoff.initial, cfg.backoff.max);
     let mut attempts = 0u32;
     loop {
         attempts += 1;
@@ -342,9 +342,9 @@ pub async fn post_report(
                 last,
             });
         }
+        let delay = backoff.next_delay();
         tracing::warn!(%url, attempts, error = %last, retry_in = ?delay, "collector not ready");
         tokio::time::sleep(delay.min(deadline - now)).await;
-        delay = (delay * 2).min(cfg.backoff.max);
     }
 }
 
