@@ -162,7 +162,7 @@ pub fn table(fleet: &FleetView) -> String {
         rows.push(vec![
             n.hostname.clone(),
             n.role.clone(),
-            n.state_str().to_string(),
+            n.state.as_str().to_string(),
             phase("chainfire"),
             phase("flaredb"),
             n.time_in_phase_secs
@@ -214,12 +214,6 @@ fn human_secs(s: u64) -> String {
         0..60 => format!("{s}s"),
         60..3600 => format!("{}m{:02}s", s / 60, s % 60),
         _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
-    }
-}
-
-impl crate::collector::view::NodeView {
-    pub fn state_str(&self) -> &'static str {
-        self.state.as_str()
     }
 }
 
