@@ -32,7 +32,7 @@ use super::fleet::NodeState;
 use super::store::{WriteOp, now_ms};
 use super::view::{discovered_view, fleet_view, node_view};
 use super::{AppState, Shared};
-use crate::inventory::{Mac, Role};
+use crate::inventory::{Mac, Node, Role};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -451,6 +451,13 @@ async fn list_nodes(State(s): State<AppState>) -> Response {
     Json(view).into_response()
 }
 
+/// The inventory node `id` names, or 404.
+fn inventory_node<'a>(s: &'a Shared, id: &str) -> Result<&'a Node, ApiError> {
+    s.inventory
+        .node(id)
+        .ok_or_else(|| ApiError::not_found(format!("node {id:?} is not in the inventory")))
+}
+
 #[derive(serde::Deserialize)]
 struct HistoryQuery {
     limit: Option<u32>,
@@ -461,10 +468,7 @@ async fn get_node(
     Path(id): Path<String>,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Response, ApiError> {
-    let node = s
-        .inventory
-        .node(&id)
-        .ok_or_else(|| ApiError::not_found(format!("node {id:?} is not in the inventory")))?;
+    let node = inventory_node(&s, &id)?;
     let mut view = {
         let fleet = s.fleet.read().unwrap_or_else(|e| e.into_inner());
         let mut v = node_view(&s.inventory, &fleet, node, now_ms(), stuck_ms(&s));
@@ -486,10 +490,7 @@ async fn operator_action(
     make: impl FnOnce(String, String) -> WriteOp,
 ) -> Result<Response, ApiError> {
     peer.check_operator()?;
-    let node = s
-        .inventory
-        .node(id)
-        .ok_or_else(|| ApiError::not_found(format!("node {id:?} is not in the inventory")))?;
+    let node = inventory_node(s, id)?;
     let actor = match (&peer.cert, peer.addr) {
         (Some(c), _) => c.common_name.clone(),
         (None, Some(a)) => format!("lab:{a}"),

@@ -278,15 +278,16 @@ fn writer(
             }
         }
         let result = commit(&mut conn, &batch).map_err(StoreError::from);
-        if result.is_ok() {
-            let mut f = fleet.write().unwrap_or_else(|e| e.into_inner());
-            for job in &batch {
-                apply(&mut f, &job.op, job.received_ms);
+        match &result {
+            Ok(()) => {
+                let mut f = fleet.write().unwrap_or_else(|e| e.into_inner());
+                for job in &batch {
+                    apply(&mut f, &job.op, job.received_ms);
+                }
+                f.version += 1;
+                changed.send_replace(f.version);
             }
-            f.version += 1;
-            changed.send_replace(f.version);
-        } else if let Err(e) = &result {
-            tracing::error!(error = %e, batch = batch.len(), "group commit failed");
+            Err(e) => tracing::error!(error = %e, batch = batch.len(), "group commit failed"),
         }
         for job in batch.drain(..) {
             // The requester may have gone away (client disconnected); the write stands.
