@@ -265,17 +265,8 @@ fn dnsmasq_conf(generated: &Path, work: &Path) -> Result<String, String> {
 fn generate(work: &Path) -> Result<PathBuf, String> {
     let inventory = work.join("inventory.toml");
     write(&inventory, INVENTORY)?;
-    let args = generate::Args {
-        inventory,
-        out: work.join("out"),
-        secrets: None,
-        dry_run: false,
-        json: false,
-        // The DHCP files do not depend on the PKI; no keys are made.
-        skip_certs: true,
-        renew_before: plasma_pki::store::DEFAULT_RENEW_BEFORE_DAYS,
-        prune_secrets: false,
-    };
+    // The DHCP files do not depend on the PKI; no keys are made.
+    let args = generate::Args::flake_only(inventory, work.join("out"));
     generate::run(&args).map_err(|e| format!("plasmagen generate: {e}"))?;
     Ok(work.join("out/flake/pxe"))
 }

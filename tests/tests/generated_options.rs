@@ -15,16 +15,10 @@ fn repo() -> PathBuf {
 fn generate(inventory: &Path) -> tempfile::TempDir {
     let out = tempfile::tempdir().unwrap();
     // In-process, through the same code path as the CLI, so the check never sees a stale binary.
-    let args = plasmagen::command::generate::Args {
-        inventory: inventory.to_path_buf(),
-        out: out.path().to_path_buf(),
-        secrets: None,
-        dry_run: false,
-        json: false,
-        skip_certs: true,
-        renew_before: 30,
-        prune_secrets: false,
-    };
+    let args = plasmagen::command::generate::Args::flake_only(
+        inventory.to_path_buf(),
+        out.path().to_path_buf(),
+    );
     plasmagen::command::generate::run(&args).expect("generate");
     out
 }

@@ -38,6 +38,23 @@ pub struct Args {
     pub prune_secrets: bool,
 }
 
+impl Args {
+    /// `generate INVENTORY --out OUT --skip-certs` with every other flag at its default: the
+    /// flake alone, for callers that drive generation in process.
+    pub fn flake_only(inventory: PathBuf, out: PathBuf) -> Args {
+        Args {
+            inventory,
+            out,
+            secrets: None,
+            dry_run: false,
+            json: false,
+            skip_certs: true,
+            renew_before: plasma_pki::store::DEFAULT_RENEW_BEFORE_DAYS,
+            prune_secrets: false,
+        }
+    }
+}
+
 /// Absolute, with `.` and `..` resolved lexically (the directories may not exist yet).
 pub fn absolute(path: &Path) -> PathBuf {
     let base = if path.is_absolute() {
