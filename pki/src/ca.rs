@@ -88,17 +88,8 @@ impl Ca {
         const WHAT_CERT: &str = "CA certificate";
         const WHAT_KEY: &str = "CA private key";
         let der = crate::inspect::pem_to_der(cert_pem, WHAT_CERT)?;
-        let (_, x509) =
-            x509_parser::parse_x509_certificate(&der).map_err(|e| PkiError::InvalidCert {
-                what: WHAT_CERT,
-                reason: format!("DER does not parse: {e}"),
-            })?;
-        let is_ca = x509
-            .basic_constraints()
-            .ok()
-            .flatten()
-            .is_some_and(|bc| bc.value.ca);
-        if !is_ca {
+        let x509 = crate::inspect::parse_der(&der, WHAT_CERT)?;
+        if !crate::inspect::is_ca(&x509) {
             return Err(PkiError::NotCa { what: WHAT_CERT });
         }
         let key = parse_key(key_pem, WHAT_KEY)?;

@@ -50,10 +50,23 @@ pub fn verifies_against(cert_pem: &str, ca_cert_pem: &str) -> Result<bool, PkiEr
     let cert = parse_der(&der, "certificate")?;
     let ca_der = pem_to_der(ca_cert_pem, "CA certificate")?;
     let ca = parse_der(&ca_der, "CA certificate")?;
-    if !info_of(&ca).is_ca || cert.issuer() != ca.subject() {
-        return Ok(false);
-    }
-    Ok(cert.verify_signature(Some(ca.public_key())).is_ok())
+    Ok(signed_by(&cert, &ca))
+}
+
+/// [`verifies_against`] on parsed certificates, so a caller checking many certificates parses
+/// the CA once.
+pub(crate) fn signed_by(cert: &X509Certificate<'_>, ca: &X509Certificate<'_>) -> bool {
+    is_ca(ca)
+        && cert.issuer() == ca.subject()
+        && cert.verify_signature(Some(ca.public_key())).is_ok()
+}
+
+/// basicConstraints CA:TRUE.
+pub(crate) fn is_ca(x509: &X509Certificate<'_>) -> bool {
+    x509.basic_constraints()
+        .ok()
+        .flatten()
+        .is_some_and(|bc| bc.value.ca)
 }
 
 /// The DER of the first PEM block, which must be a CERTIFICATE.
@@ -110,11 +123,6 @@ pub(crate) fn info_of(x509: &X509Certificate<'_>) -> CertInfo {
             }
         }
     }
-    let is_ca = x509
-        .basic_constraints()
-        .ok()
-        .flatten()
-        .is_some_and(|bc| bc.value.ca);
     let serial_hex = x509
         .raw_serial()
         .iter()
@@ -125,7 +133,7 @@ pub(crate) fn info_of(x509: &X509Certificate<'_>) -> CertInfo {
         dns_names,
         ip_addresses,
         not_after_unix: x509.validity().not_after.timestamp(),
-        is_ca,
+        is_ca: is_ca(x509),
         serial_hex,
     }
 }

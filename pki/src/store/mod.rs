@@ -23,10 +23,11 @@ use std::path::{Path, PathBuf};
 
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
+use x509_parser::certificate::X509Certificate;
 
 use crate::ca::{PublicBits, parse_key};
-use crate::inspect::{info_of, parse_der, pem_to_der};
-use crate::{Ca, KeyAlgorithm, LeafSpec, PkiError, verifies_against};
+use crate::inspect::{info_of, parse_der, pem_to_der, signed_by};
+use crate::{Ca, KeyAlgorithm, LeafSpec, PkiError};
 use layout::{MODE_CERT, MODE_KEY, MODE_PRIVATE_DIR};
 
 pub const DEFAULT_NODE_VALIDITY_DAYS: u32 = 365;
@@ -165,13 +166,18 @@ pub fn list_at(secrets_dir: &Path, now: OffsetDateTime) -> Result<Vec<ListedCert
     let ca_path = layout.ca_cert();
     let ca_pem = fsio::read_opt(&ca_path)?
         .ok_or_else(|| not_generated(ca_path.clone(), "no CA certificate"))?;
-    let mut out = vec![listed(&ca_path, None, &ca_pem, &ca_pem, now)?];
+    // Parsed once: every listed certificate is checked against it.
+    let ca_der = pem_to_der(&ca_pem, "CA certificate").map_err(|e| e.in_file(&ca_path))?;
+    let ca = parse_der(&ca_der, "CA certificate").map_err(|e| e.in_file(&ca_path))?;
+    let mut out = vec![listed(ca_path, None, &ca, &ca, now)];
     let mut leaves: Vec<LeafId> = node_dirs(&layout)?.into_iter().map(LeafId::Node).collect();
     leaves.extend([LeafId::PxeServer, LeafId::Operator]);
     for leaf in leaves {
         let path = layout.leaf_cert(&leaf);
         if let Some(pem) = fsio::read_opt(&path)? {
-            out.push(listed(&path, Some(leaf), &pem, &ca_pem, now)?);
+            let der = pem_to_der(&pem, "certificate").map_err(|e| e.in_file(&path))?;
+            let cert = parse_der(&der, "certificate").map_err(|e| e.in_file(&path))?;
+            out.push(listed(path, Some(leaf), &cert, &ca, now));
         }
     }
     Ok(out)
@@ -471,6 +477,14 @@ fn plan_locked(
 
     let specs = desired(input);
     let ca_pem = ca.as_ref().map(|c| c.cert_pem());
+    // Parsed once for the signature checks of all leaves (it loaded, so it parses).
+    let ca_der = ca_pem
+        .map(|p| pem_to_der(p, "CA certificate"))
+        .transpose()?;
+    let ca_x509 = ca_der
+        .as_deref()
+        .map(|d| parse_der(d, "CA certificate"))
+        .transpose()?;
     for leaf in leaf_order(input) {
         let spec = &specs[&leaf];
         for (dir, mode) in layout.leaf_dirs(&leaf) {
@@ -485,10 +499,10 @@ fn plan_locked(
                 // is the way to get a new one.
                 let key = parse_key(&key_pem, "private key").map_err(|e| e.in_file(&key_path))?;
                 check_mode(&mut actions, key_path.clone(), MODE_KEY)?;
-                let reason = match (fsio::read_opt(&cert_path)?, ca_pem) {
+                let reason = match (fsio::read_opt(&cert_path)?, &ca_x509) {
                     (None, _) | (_, None) => Some(IssueReason::Missing),
-                    (Some(cert_pem), Some(ca_pem)) => {
-                        reissue_reason(&cert_pem, &key, spec, ca_pem, input.renew_before_days, now)?
+                    (Some(cert_pem), Some(ca)) => {
+                        reissue_reason(&cert_pem, &key, spec, ca, input.renew_before_days, now)
                     }
                 };
                 match reason {
@@ -528,10 +542,10 @@ fn reissue_reason(
     cert_pem: &str,
     key: &rcgen::KeyPair,
     spec: &LeafSpec,
-    ca_pem: &str,
+    ca: &X509Certificate<'_>,
     renew_before_days: u32,
     now: OffsetDateTime,
-) -> Result<Option<IssueReason>, PkiError> {
+) -> Option<IssueReason> {
     let unreadable = |e: PkiError| {
         Some(IssueReason::Unreadable {
             problem: e.to_string(),
@@ -539,40 +553,40 @@ fn reissue_reason(
     };
     let der = match pem_to_der(cert_pem, "certificate") {
         Ok(d) => d,
-        Err(e) => return Ok(unreadable(e)),
+        Err(e) => return unreadable(e),
     };
     let x509 = match parse_der(&der, "certificate") {
         Ok(x) => x,
-        Err(e) => return Ok(unreadable(e)),
+        Err(e) => return unreadable(e),
     };
     if x509.public_key().subject_public_key.data.as_ref() != key.der_bytes_public() {
-        return Ok(Some(IssueReason::KeyMismatch));
+        return Some(IssueReason::KeyMismatch);
     }
-    if !verifies_against(cert_pem, ca_pem)? {
-        return Ok(Some(IssueReason::NotIssuedByCa));
+    if !signed_by(&x509, ca) {
+        return Some(IssueReason::NotIssuedByCa);
     }
     let info = info_of(&x509);
     if info.subject_cn != spec.common_name {
-        return Ok(Some(IssueReason::SubjectChanged {
+        return Some(IssueReason::SubjectChanged {
             from: info.subject_cn,
             to: spec.common_name.clone(),
-        }));
+        });
     }
     let have: BTreeSet<String> = info.san_strings().into_iter().collect();
     let want: BTreeSet<String> = spec.san_strings().into_iter().collect();
     if have != want {
-        return Ok(Some(IssueReason::SansChanged {
+        return Some(IssueReason::SansChanged {
             added: want.difference(&have).cloned().collect(),
             removed: have.difference(&want).cloned().collect(),
-        }));
+        });
     }
     let left = info.not_after_unix - now.unix_timestamp();
     if left < i64::from(renew_before_days) * 86_400 {
-        return Ok(Some(IssueReason::ExpiresSoon {
+        return Some(IssueReason::ExpiresSoon {
             days_left: left.div_euclid(86_400),
-        }));
+        });
     }
-    Ok(None)
+    None
 }
 
 fn execute(
@@ -708,27 +722,20 @@ fn node_dirs(layout: &Layout) -> Result<Vec<String>, PkiError> {
 }
 
 fn listed(
-    path: &Path,
+    path: PathBuf,
     leaf: Option<LeafId>,
-    pem: &str,
-    ca_pem: &str,
+    cert: &X509Certificate<'_>,
+    ca: &X509Certificate<'_>,
     now: OffsetDateTime,
-) -> Result<ListedCert, PkiError> {
-    let what = if leaf.is_none() {
-        "CA certificate"
-    } else {
-        "certificate"
-    };
-    let der = pem_to_der(pem, what).map_err(|e| e.in_file(path))?;
-    let x509 = parse_der(&der, what).map_err(|e| e.in_file(path))?;
-    let info = info_of(&x509);
-    let verifies = verifies_against(pem, ca_pem).map_err(|e| e.in_file(path))?;
+) -> ListedCert {
+    let info = info_of(cert);
+    let verifies = signed_by(cert, ca);
     let not_after = OffsetDateTime::from_unix_timestamp(info.not_after_unix)
         .ok()
         .and_then(|t| t.format(&Rfc3339).ok())
         .unwrap_or_else(|| info.not_after_unix.to_string());
-    Ok(ListedCert {
-        path: path.to_path_buf(),
+    ListedCert {
+        path,
         leaf,
         subject: info.subject_cn.clone(),
         sans: info
@@ -743,7 +750,7 @@ fn listed(
         verifies,
         is_ca: info.is_ca,
         serial_hex: info.serial_hex,
-    })
+    }
 }
 
 fn timestamp(now: OffsetDateTime) -> Result<String, PkiError> {
