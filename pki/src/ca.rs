@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use rand::RngCore;
 use rcgen::{
     BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose, SanType, SerialNumber,
+    Issuer, KeyPair, KeyUsagePurpose, PublicKeyData, SanType, SerialNumber,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -93,7 +93,7 @@ impl Ca {
             return Err(PkiError::NotCa { what: WHAT_CERT });
         }
         let key = parse_key(key_pem, WHAT_KEY)?;
-        if key.der_bytes_public() != x509.public_key().subject_public_key.data.as_ref() {
+        if key.der_bytes() != x509.public_key().subject_public_key.data.as_ref() {
             return Err(PkiError::KeyMismatch { what: "CA" });
         }
         let issuer =
@@ -336,15 +336,4 @@ pub(crate) fn parse_key(key_pem: &str, what: &'static str) -> Result<KeyPair, Pk
         what,
         reason: format!("not a PKCS#8 ECDSA P-256/P-384 or Ed25519 key ({e})"),
     })
-}
-
-/// The raw public key bits, for comparison with a certificate's subjectPublicKey.
-pub(crate) trait PublicBits {
-    fn der_bytes_public(&self) -> &[u8];
-}
-
-impl PublicBits for KeyPair {
-    fn der_bytes_public(&self) -> &[u8] {
-        rcgen::PublicKeyData::der_bytes(self)
-    }
 }

@@ -21,11 +21,12 @@ use std::fs;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
+use rcgen::PublicKeyData;
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 use x509_parser::certificate::X509Certificate;
 
-use crate::ca::{PublicBits, parse_key};
+use crate::ca::parse_key;
 use crate::inspect::{info_of, parse_der, pem_to_der, signed_by};
 use crate::{Ca, KeyAlgorithm, LeafSpec, PkiError};
 use layout::{MODE_CERT, MODE_KEY, MODE_PRIVATE_DIR};
@@ -559,7 +560,7 @@ fn reissue_reason(
         Ok(x) => x,
         Err(e) => return unreadable(e),
     };
-    if x509.public_key().subject_public_key.data.as_ref() != key.der_bytes_public() {
+    if x509.public_key().subject_public_key.data.as_ref() != key.der_bytes() {
         return Some(IssueReason::KeyMismatch);
     }
     if !signed_by(&x509, ca) {
