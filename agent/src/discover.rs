@@ -431,12 +431,7 @@ fn load_ca(path: &Path) -> Result<Vec<reqwest::Certificate>, PostError> {
         reason,
     };
     let pem = fs::read(path).map_err(|e| ca_err(e.to_string()))?;
-    let certs = reqwest::Certificate::from_pem_bundle(&pem)
-        .map_err(|e| ca_err(crate::http::describe(&e)))?;
-    if certs.is_empty() {
-        return Err(ca_err("no certificate in file".into()));
-    }
-    Ok(certs)
+    crate::http::pem_roots(&pem).map_err(ca_err)
 }
 
 fn dir_names(dir: &Path) -> Result<Vec<String>, DiscoverError> {

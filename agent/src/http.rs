@@ -167,13 +167,14 @@ fn read(field: &str, path: &str) -> Result<Vec<u8>, ConfigError> {
 
 fn load_roots(ca: &str) -> Result<Vec<Certificate>, ConfigError> {
     let pem = read("tls.ca", ca)?;
-    let certs = Certificate::from_pem_bundle(&pem)
-        .map_err(|e| ConfigError::field("tls.ca", format!("{ca}: {}", describe(&e))))?;
+    pem_roots(&pem).map_err(|e| ConfigError::field("tls.ca", format!("{ca}: {e}")))
+}
+
+/// The certificates of a PEM bundle to trust; `Err` says why it holds none.
+pub fn pem_roots(pem: &[u8]) -> Result<Vec<Certificate>, String> {
+    let certs = Certificate::from_pem_bundle(pem).map_err(|e| describe(&e))?;
     if certs.is_empty() {
-        return Err(ConfigError::field(
-            "tls.ca",
-            format!("{ca}: no certificate in file"),
-        ));
+        return Err("no certificate in file".into());
     }
     Ok(certs)
 }
