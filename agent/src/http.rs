@@ -65,11 +65,10 @@ impl Http {
             .timeout(REQUEST_TIMEOUT)
             .user_agent(concat!("plasma-agent/", env!("CARGO_PKG_VERSION")));
         let identity = load_identity(tls);
-        let roots = load_roots(&tls.ca);
         if insecure {
             b = b.tls_danger_accept_invalid_certs(true);
         } else {
-            match roots {
+            match load_roots(&tls.ca) {
                 Ok(r) => b = b.tls_certs_only(r),
                 Err(e) if need_tls => return Err(e),
                 // Plain-http lab: trust nothing, so an https redirect fails loudly.
