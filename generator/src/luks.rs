@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::Read;
-use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
@@ -36,29 +36,22 @@ pub fn ensure(inv: &Inventory, secrets: &Path) -> Result<Vec<String>, Error> {
         let path = path.to_path_buf();
         move |source| Error::Io { path, source }
     };
-    if !dir.exists() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(&dir)
-            .map_err(io(&dir))?;
-    }
+    crate::output::ensure_private_dir(&dir).map_err(io(&dir))?;
+    let mut urandom = fs::File::open("/dev/urandom").map_err(io(Path::new("/dev/urandom")))?;
     for host in &todo {
         let mut raw = [0u8; 32];
-        fs::File::open("/dev/urandom")
-            .and_then(|mut f| f.read_exact(&mut raw))
+        urandom
+            .read_exact(&mut raw)
             .map_err(io(Path::new("/dev/urandom")))?;
         // Hex, no trailing newline: the same bytes work as a key file and as a typed passphrase.
         let pass: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         let path = key_path(secrets, host);
         let mut tmp = tempfile::Builder::new()
             .prefix(".luks-")
+            .permissions(fs::Permissions::from_mode(0o600))
             .tempfile_in(&dir)
             .map_err(io(&dir))?;
         std::io::Write::write_all(&mut tmp, pass.as_bytes()).map_err(io(&path))?;
-        tmp.as_file()
-            .set_permissions(fs::Permissions::from_mode(0o600))
-            .map_err(io(&path))?;
         tmp.as_file().sync_all().map_err(io(&path))?;
         // persist_noclobber: never replace a passphrase another run created meanwhile.
         tmp.persist_noclobber(&path).map_err(|e| Error::Io {

@@ -258,3 +258,19 @@ pub fn apply(root: &Path, plan: &Plan) -> Result<(), OutputError> {
     }
     Ok(())
 }
+
+/// Create a directory (and its parents) with mode 0700, or tighten an existing one: the
+/// secrets directory and its private subdirectories.
+pub fn ensure_private_dir(dir: &Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    if !dir.exists() {
+        fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)?;
+    }
+    if fs::metadata(dir)?.permissions().mode() & 0o777 != 0o700 {
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o700))?;
+    }
+    Ok(())
+}

@@ -179,7 +179,10 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
     })?;
 
     // Secrets first: the flake carries the public CA certificate.
-    ensure_private_dir(&layout.secrets)?;
+    output::ensure_private_dir(&layout.secrets).map_err(|source| Error::Io {
+        path: layout.secrets.clone(),
+        source,
+    })?;
     if !args.skip_certs {
         for action in plasma_pki::store::apply(&layout.secrets, &store_input, now)? {
             eprintln!("secrets: {action}");
@@ -239,25 +242,4 @@ fn render_all(inv: &inventory::Inventory, layout: &Layout) -> Result<render::Ren
         + u32::from(today.day());
     render::dns::settle_serials(&mut rendered, &layout.flake, yyyymmdd);
     Ok(rendered)
-}
-
-/// Create a directory with mode 0700 (or tighten an existing one).
-fn ensure_private_dir(dir: &Path) -> Result<(), Error> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    let io = |source| Error::Io {
-        path: dir.to_path_buf(),
-        source,
-    };
-    if !dir.exists() {
-        fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-            .map_err(io)?;
-    }
-    let meta = fs::metadata(dir).map_err(io)?;
-    if meta.permissions().mode() & 0o777 != 0o700 {
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o700)).map_err(io)?;
-    }
-    Ok(())
 }
