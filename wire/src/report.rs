@@ -73,6 +73,33 @@ pub enum ReportStatus {
     Error,
 }
 
+impl ReportStatus {
+    pub const ALL: [ReportStatus; 3] = [
+        ReportStatus::Ok,
+        ReportStatus::InProgress,
+        ReportStatus::Error,
+    ];
+
+    /// The wire (and storage) spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReportStatus::Ok => "ok",
+            ReportStatus::InProgress => "in-progress",
+            ReportStatus::Error => "error",
+        }
+    }
+}
+
+impl FromStr for ReportStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ReportStatus::ALL
+            .into_iter()
+            .find(|st| st.as_str() == s)
+            .ok_or_else(|| format!("unknown status {s:?}"))
+    }
+}
+
 /// One progress report. `at` is RFC 3339 UTC, set by the sender.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

@@ -189,7 +189,7 @@ fn replay(conn: &Connection, fleet: &mut Fleet) -> rusqlite::Result<()> {
                 let status: Option<String> = row.get(4)?;
                 let (Some(phase), Some(status)) = (
                     phase.and_then(|p| p.parse::<Phase>().ok()),
-                    status.and_then(|s| parse_status(&s)),
+                    status.and_then(|s| s.parse::<ReportStatus>().ok()),
                 ) else {
                     continue;
                 };
@@ -229,23 +229,6 @@ fn replay(conn: &Connection, fleet: &mut Fleet) -> rusqlite::Result<()> {
         );
     }
     Ok(())
-}
-
-pub fn status_str(s: ReportStatus) -> &'static str {
-    match s {
-        ReportStatus::Ok => "ok",
-        ReportStatus::InProgress => "in-progress",
-        ReportStatus::Error => "error",
-    }
-}
-
-fn parse_status(s: &str) -> Option<ReportStatus> {
-    match s {
-        "ok" => Some(ReportStatus::Ok),
-        "in-progress" => Some(ReportStatus::InProgress),
-        "error" => Some(ReportStatus::Error),
-        _ => None,
-    }
 }
 
 pub fn now_ms() -> i64 {
@@ -318,7 +301,7 @@ fn commit(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<()> {
                         KIND_REPORT,
                         r.service,
                         r.phase.as_str(),
-                        status_str(r.status),
+                        r.status.as_str(),
                         r.message,
                         r.at,
                         ms,

@@ -120,7 +120,7 @@ pub fn node_view(
         .map(|(name, s)| ServiceView {
             service: name.clone(),
             phase: s.phase.as_str().to_string(),
-            status: super::store::status_str(s.status).to_string(),
+            status: s.status.as_str().to_string(),
             message: s.message.clone(),
             since: format_ms(s.since_ms),
             time_in_phase_secs: secs_between(now_ms, s.since_ms),
