@@ -3,7 +3,6 @@
 use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::IpAddr;
-use std::str::FromStr;
 use std::sync::Mutex;
 use std::time::Duration;
 
@@ -355,7 +354,7 @@ const MAX_STRING: usize = 512;
 fn check_discover(d: &DiscoverReport) -> Result<String, ApiError> {
     let invalid =
         |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_discover", m);
-    let mac = Mac::from_str(&d.primary_mac.replace('-', ":"))
+    let mac = Mac::parse_any_separator(&d.primary_mac)
         .map_err(|e| invalid(format!("primary_mac: {e}")))?;
     if d.nics.len() > MAX_NICS || d.disks.len() > MAX_DISKS {
         return Err(invalid(format!(

@@ -4,8 +4,6 @@
 //! Install-loop avoidance: machines keep "network first" in their boot order, so an installed
 //! node must get a local-boot script here, not the installer again.
 
-use std::str::FromStr;
-
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -27,9 +25,10 @@ pub fn boot_app(state: AppState) -> Router {
 
 /// `52-54-00-12-34-56.ipxe` or `52:54:00:12:34:56.ipxe`, any case.
 pub fn parse_boot_file(file: &str) -> Option<Mac> {
-    let lower = file.to_ascii_lowercase();
-    let stem = lower.strip_suffix(".ipxe")?;
-    Mac::from_str(&stem.replace('-', ":")).ok()
+    let stem = file
+        .strip_suffix(".ipxe")
+        .or_else(|| file.strip_suffix(".IPXE"))?;
+    Mac::parse_any_separator(stem).ok()
 }
 
 async fn boot_script(State(s): State<AppState>, Path(file): Path<String>) -> Response {

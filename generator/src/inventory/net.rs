@@ -77,6 +77,12 @@ impl Mac {
         &self.0
     }
 
+    /// What machines send (iPXE's `${mac:hexhyp}`, Linux, the discover agent): colon or hyphen
+    /// separated, any case. The inventory itself takes only the colon form.
+    pub fn parse_any_separator(s: &str) -> Result<Mac, String> {
+        s.replace('-', ":").parse()
+    }
+
     /// `52-54-00-12-34-56`: the form iPXE and PXELINUX use in file names.
     pub fn dashed(&self) -> String {
         self.0.replace(':', "-")
@@ -138,5 +144,7 @@ mod tests {
         assert!("52:54:00:12:34".parse::<Mac>().is_err());
         assert!("52-54-00-12-34-56".parse::<Mac>().is_err());
         assert!("01:00:5e:00:00:01".parse::<Mac>().is_err());
+        assert_eq!(Mac::parse_any_separator("52-54-00-AB-cd-ef").unwrap(), m);
+        assert_eq!(Mac::parse_any_separator("52-54-00-AB-cd-ef").unwrap(), m);
     }
 }
