@@ -291,7 +291,7 @@ async fn accept_report(
     peer.check_any()?;
     let report: Report = read_json(headers, body).await?;
     check_report(&report)?;
-    let Some(node) = s.inventory.node(&report.node_id) else {
+    let Some(node) = s.node(&report.node_id) else {
         s.record_rejected(&report.node_id, peer.addr.map(|a| a.ip().to_string()));
         return Err(ApiError::forbidden(
             "unknown_node",
@@ -452,8 +452,7 @@ async fn list_nodes(State(s): State<AppState>) -> Response {
 
 /// The inventory node `id` names, or 404.
 fn inventory_node<'a>(s: &'a Shared, id: &str) -> Result<&'a Node, ApiError> {
-    s.inventory
-        .node(id)
+    s.node(id)
         .ok_or_else(|| ApiError::not_found(format!("node {id:?} is not in the inventory")))
 }
 

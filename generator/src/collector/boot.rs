@@ -41,7 +41,7 @@ async fn boot_script(State(s): State<AppState>, Path(file): Path<String>) -> Res
         .into_response();
     };
     let inv = &s.inventory;
-    let script = match s.hostname_by_mac(mac.as_str()).and_then(|h| inv.node(h)) {
+    let script = match s.node_by_mac(mac.as_str()) {
         Some(node) => {
             let installed = s
                 .fleet

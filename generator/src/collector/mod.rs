@@ -32,7 +32,7 @@ pub use api::{MAX_BODY, app};
 pub use boot::boot_app;
 pub use error::{ApiError, CollectorError};
 
-use crate::inventory::Inventory;
+use crate::inventory::{Inventory, Node};
 use fleet::Fleet;
 use metrics::Metrics;
 use store::Store;
@@ -67,8 +67,10 @@ impl Default for Config {
 /// Everything the handlers share.
 pub struct Shared {
     pub inventory: Arc<Inventory>,
-    /// Normalised MAC → hostname.
-    by_mac: HashMap<String, String>,
+    /// Normalised MAC → index into `inventory.nodes`.
+    by_mac: HashMap<String, usize>,
+    /// Hostname → index into `inventory.nodes`: every report looks its node up.
+    by_host: HashMap<String, usize>,
     pub fleet: Arc<RwLock<Fleet>>,
     pub store: Store,
     pub metrics: Metrics,
@@ -83,7 +85,18 @@ pub type AppState = Arc<Shared>;
 
 impl Shared {
     pub fn hostname_by_mac(&self, mac: &str) -> Option<&str> {
-        self.by_mac.get(mac).map(String::as_str)
+        self.node_by_mac(mac).map(|n| n.hostname.as_str())
+    }
+
+    pub fn node_by_mac(&self, mac: &str) -> Option<&Node> {
+        self.by_mac.get(mac).map(|&i| &self.inventory.nodes[i])
+    }
+
+    /// The inventory node named `hostname` (an index lookup, not a scan).
+    pub fn node(&self, hostname: &str) -> Option<&Node> {
+        self.by_host
+            .get(hostname)
+            .map(|&i| &self.inventory.nodes[i])
     }
 
     /// Remember a report for a node outside the inventory and tell the dashboard.
@@ -106,11 +119,19 @@ pub fn open(inventory: Inventory, db: &Path, config: Config) -> Result<AppState,
     let by_mac = inventory
         .nodes
         .iter()
-        .map(|n| (n.mac.as_str().to_string(), n.hostname.clone()))
+        .enumerate()
+        .map(|(i, n)| (n.mac.as_str().to_string(), i))
+        .collect();
+    let by_host = inventory
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, n)| (n.hostname.clone(), i))
         .collect();
     Ok(Arc::new(Shared {
         inventory: Arc::new(inventory),
         by_mac,
+        by_host,
         fleet,
         store,
         metrics: Metrics::default(),
