@@ -8,6 +8,7 @@
 mod ca;
 mod error;
 mod inspect;
+pub mod ssh;
 pub mod store;
 
 pub use ca::{Ca, Issued, LeafSpec, LeafUsage};
