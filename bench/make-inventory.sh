@@ -18,6 +18,7 @@ gateway = "10.0.0.1"
 nameservers = ["10.0.0.1"]
 dhcp_range = { start = "10.0.200.0", end = "10.0.255.254" }
 pxe_server = "10.0.0.10"
+interface = "eth0"
 
 [networks.production]
 subnet = "10.1.0.0/16"

@@ -40,6 +40,7 @@ gateway = "10.100.255.254"
 nameservers = ["10.100.255.254"]
 dhcp_range = { start = "10.100.254.1", end = "10.100.254.200" }
 pxe_server = "10.100.255.250"
+interface = "eth0"
 
 [networks.production]
 subnet = "10.200.0.0/16"

@@ -11,6 +11,7 @@ pub mod error;
 pub mod inventory;
 pub mod luks;
 pub mod output;
+pub mod release;
 pub mod pki;
 pub mod render;
 pub mod validate;

@@ -341,6 +341,7 @@ gateway = "10.0.100.1"
 nameservers = ["10.0.100.1"]
 dhcp_range = { start = "10.0.100.200", end = "10.0.100.250" }
 pxe_server = "10.0.100.10"
+interface = "eth0"
 
 [networks.production]
 subnet = "10.0.200.0/24"

@@ -31,7 +31,6 @@
     }:
     let
       system = "x86_64-linux";
-      pkgs = nixpkgs.legacyPackages.${system};
       mkNode =
         fqdn:
         nixpkgs.lib.nixosSystem {
@@ -43,55 +42,55 @@
             (./nodes + "/${fqdn}/configuration.nix")
           ];
         };
-      # One netboot image per profile (runbook 5.2): kernel, initrd and netboot.ipxe.
+      # One netboot image per profile (runbook 5.2): the directory nix/netboot.nix builds as
+      # system.build.plasmacloudNetboot (bzImage, initrd, netboot.ipxe), nothing else.
       mkNetboot =
         profile:
-        let
-          build =
-            (nixpkgs.lib.nixosSystem {
-              inherit system;
-              modules = [
-                plasmacloud-provisioning.nixosModules.netboot
-                {
-                  plasmacloud.netboot = {
-                    enable = true;
-                    inherit profile;
-                    sshAuthorizedKeys = {{ ssh_keys }};
-                    # The CA certificate is public; netbooted machines verify the collector with it.
-                    collectorCaFile = if builtins.pathExists ./pki/ca-cert.pem then ./pki/ca-cert.pem else null;
-                  };
-                  system.stateVersion = {{ state_version }};
-                }
-              ];
-            }).config.system.build;
-        in
-        pkgs.symlinkJoin {
-          name = "netboot-${profile}";
-          paths = [
-            build.kernel
-            build.netbootRamdisk
-            build.netbootIpxeScript
+        (nixpkgs.lib.nixosSystem {
+          inherit system;
+          modules = [
+            plasmacloud-provisioning.nixosModules.netboot
+            {
+              plasmacloud.netboot = {
+                enable = true;
+                inherit profile;
+                sshAuthorizedKeys = {{ ssh_keys }};
+                # The CA certificate is public; netbooted machines verify the collector with it.
+                collectorCaFile = if builtins.pathExists ./pki/ca-cert.pem then ./pki/ca-cert.pem else null;
+              };
+              system.stateVersion = {{ state_version }};
+            }
           ];
-        };
-    in
-    {
-      nixosConfigurations = {
+        }).config.system.build.plasmacloudNetboot;
+      nodes = {
 {%- for node in nodes %}
         {{ node.name }} = mkNode {{ node.fqdn }};
 {%- endfor %}
-        pxe-server = nixpkgs.lib.nixosSystem {
-          inherit system;
-          modules = [
-            plasmacloud-provisioning.nixosModules.pxe-server
-            ./pxe-server.nix
-            {
-              services.centra-pxe-server.netbootImages = nixpkgs.lib.genAttrs {{ profile_list }} (
-                profile: self.packages.${system}."netboot-${profile}"
-              );
-            }
-          ];
-        };
       };
+    in
+    {
+      nixosConfigurations = nodes;
+
+      # The provisioning server is the operator's own NixOS host (runbook 5.1): import this
+      # module into its configuration. Nothing here is a whole system, so nothing can fail to
+      # evaluate for want of a root file system or a bootloader.
+      nixosModules.pxe-server = {
+        imports = [
+          plasmacloud-provisioning.nixosModules.pxe-server
+          ./pxe-server.nix
+        ];
+        services.centra-pxe-server.netbootImages = nixpkgs.lib.genAttrs {{ profile_list }} (
+          profile: self.packages.${system}."netboot-${profile}"
+        );
+      };
+
+      # `nix flake check --no-build` evaluates every node's system and its disko script (what
+      # nixos-anywhere builds), so a broken node shows up before anyone boots it.
+      checks.${system} =
+        nixpkgs.lib.mapAttrs (_: node: node.config.system.build.toplevel) nodes
+        // nixpkgs.lib.mapAttrs' (
+          name: node: nixpkgs.lib.nameValuePair "${name}-disko" node.config.system.build.diskoScript
+        ) nodes;
 
       packages.${system} = {
 {%- for profile in profiles %}

@@ -46,6 +46,8 @@ pub struct Cluster {
     pub cert_validity_days: u32,
     pub health_timeout_secs: u64,
     pub join_timeout_secs: u64,
+    /// How `luks-lvm` nodes get their root unlocked at boot.
+    pub luks_unlock: LuksUnlock,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -55,7 +57,8 @@ pub struct ProvisioningNetwork {
     pub nameservers: Vec<Ipv4Addr>,
     pub dhcp_range: (Ipv4Addr, Ipv4Addr),
     pub pxe_server: Ipv4Addr,
-    /// The PXE server's interface on this network (DHCP servers bind to it); default eth0.
+    /// The PXE server's interface on this network, as its kernel names it (DHCP and TFTP
+    /// bind to it). Required: a NixOS host with predictable names has no `eth0`.
     pub interface: String,
 }
 
@@ -64,6 +67,83 @@ pub struct ProductionNetwork {
     pub subnet: Cidr,
     pub gateway: Ipv4Addr,
     pub nameservers: Vec<Ipv4Addr>,
+    /// 802.1Q tag of the production network on the node's production link or bond.
+    pub vlan: Option<u16>,
+    /// Bonding mode for nodes with two or more `production_macs`.
+    pub bond_mode: BondMode,
+}
+
+/// Bonding modes the generator offers (systemd.netdev(5) `[Bond] Mode=`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BondMode {
+    /// LACP: needs the switch ports configured as one link aggregation group.
+    Lacp,
+    /// One active NIC, the other takes over on link loss; no switch configuration.
+    ActiveBackup,
+}
+
+impl BondMode {
+    pub const ALL: [BondMode; 2] = [BondMode::Lacp, BondMode::ActiveBackup];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BondMode::Lacp => "802.3ad",
+            BondMode::ActiveBackup => "active-backup",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<BondMode> {
+        BondMode::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// How an encrypted root is unlocked at boot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LuksUnlock {
+    /// SSH in the initrd on the provisioning NIC; `plasmagen unlock NODE` sends the passphrase.
+    InitrdSsh,
+    /// Clevis in the initrd, bound to a Tang server.
+    Tang,
+    /// systemd-cryptenroll into the machine's TPM2.
+    Tpm2,
+}
+
+impl LuksUnlock {
+    pub const ALL: [LuksUnlock; 3] = [LuksUnlock::InitrdSsh, LuksUnlock::Tang, LuksUnlock::Tpm2];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LuksUnlock::InitrdSsh => "initrd-ssh",
+            LuksUnlock::Tang => "tang",
+            LuksUnlock::Tpm2 => "tpm2",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<LuksUnlock> {
+        LuksUnlock::ALL.into_iter().find(|m| m.as_str() == s)
+    }
+}
+
+/// Boot firmware of a node: decides bootloader and boot partitions.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Firmware {
+    Uefi,
+    Bios,
+}
+
+impl Firmware {
+    pub const ALL: [Firmware; 2] = [Firmware::Uefi, Firmware::Bios];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Firmware::Uefi => "uefi",
+            Firmware::Bios => "bios",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Firmware> {
+        Firmware::ALL.into_iter().find(|f| f.as_str() == s)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -82,9 +162,9 @@ impl FlakeInputs {
         "plasmacloud-services",
     ];
 
-    pub fn defaults(state_version: &str) -> FlakeInputs {
+    pub fn defaults() -> FlakeInputs {
         FlakeInputs {
-            nixpkgs: format!("github:NixOS/nixpkgs/nixos-{state_version}"),
+            nixpkgs: crate::release::nixpkgs_url(crate::release::DEFAULT),
             disko: "github:nix-community/disko".into(),
             provisioning: "github:plasmacloud/provisioning".into(),
             services: "github:plasmacloud/plasmacloud".into(),
@@ -245,6 +325,10 @@ pub struct Node {
     pub production_ip: Ipv4Addr,
     pub disks: Vec<String>,
     pub disk_layout: DiskLayout,
+    pub firmware: Firmware,
+    /// Production NICs by MAC: one is used as is, two or more become a bond. Empty: the
+    /// legacy `eth1` (kernel names), with a warning.
+    pub production_macs: Vec<Mac>,
     pub bmc: Option<Bmc>,
 }
 

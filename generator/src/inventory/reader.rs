@@ -21,6 +21,7 @@ const CLUSTER_KEYS: &[&str] = &[
     "cert_validity_days",
     "health_timeout_secs",
     "join_timeout_secs",
+    "luks_unlock",
 ];
 const CLUSTER_REQUIRED: &[&str] = &[
     "name",
@@ -45,27 +46,12 @@ const PROV_REQUIRED: &[&str] = &[
     "dhcp_range",
     "pxe_server",
 ];
-const PROD_KEYS: &[&str] = &["subnet", "gateway", "nameservers"];
+const PROD_KEYS: &[&str] = &["subnet", "gateway", "nameservers", "vlan", "bond_mode"];
+const PROD_REQUIRED: &[&str] = &["subnet", "gateway", "nameservers"];
 const MGMT_KEYS: &[&str] = &["subnet"];
-const NODE_KEYS: &[&str] = &[
-    "hostname",
-    "role",
-    "mac",
-    "provisioning_ip",
-    "production_ip",
-    "disks",
-    "disk_layout",
-    "bmc",
-];
-const NODE_REQUIRED: &[&str] = &[
-    "hostname",
-    "role",
-    "mac",
-    "provisioning_ip",
-    "production_ip",
-];
-const BMC_KEYS: &[&str] = &["address", "username", "password_file"];
 const TOP_KEYS: &[&str] = &["cluster", "networks", "nodes", "vips", "flake"];
+
+mod node;
 
 pub(super) struct Reader<'a> {
     file: String,
@@ -274,6 +260,32 @@ impl<'a> Reader<'a> {
     fn ipv4s(&mut self, item: &Item, path: &str, node: Option<&str>) -> Option<Vec<Ipv4Addr>> {
         self.array(item, path, node, "IPv4 addresses", Self::ipv4)
     }
+
+    /// A string that must be one of `names`, with a did-you-mean when it is not.
+    fn choice<T>(
+        &mut self,
+        item: &Item,
+        path: &str,
+        node: Option<&str>,
+        what: &str,
+        names: &[&str],
+        parse: impl Fn(&str) -> Option<T>,
+    ) -> Option<T> {
+        let s = self.string(item, path, node)?;
+        let value = parse(&s);
+        if value.is_none() {
+            let hint = did_you_mean(&s, names)
+                .map(|m| format!("; did you mean {m:?}?"))
+                .unwrap_or_default();
+            self.error(
+                item.span.as_ref(),
+                node,
+                path,
+                format!("unknown {what} {s:?}; expected one of {}{hint}", names.join(", ")),
+            );
+        }
+        value
+    }
 }
 
 fn join(path: &str, key: &str) -> String {
@@ -372,7 +384,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Parsed, Vec<Diagnostic>> 
     match get(top, "nodes").map(|n| &n.value) {
         Some(Value::Array(items)) => {
             for (i, item) in items.iter().enumerate() {
-                nodes.push(read_node(&mut r, item, i));
+                nodes.push(node::read_node(&mut r, item, i));
             }
         }
         Some(other) => {
@@ -409,7 +421,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Parsed, Vec<Diagnostic>> 
         }
     }
 
-    let mut flake_inputs = FlakeInputs::defaults(&cluster.state_version);
+    let mut flake_inputs = FlakeInputs::defaults();
     if let Some(item) = get(top, "flake")
         && let Some(entries) = r.table(item, "flake", None, &["inputs"], &[])
         && let Some(inputs) = get(entries, "inputs")
@@ -492,7 +504,20 @@ fn read_cluster(r: &mut Reader<'_>, item: &Item, present: bool) -> Cluster {
         86_400,
         plasma_wire::config::DEFAULT_JOIN_TIMEOUT_SECS as i64,
     ) as u64;
+    let luks_unlock = get(entries, "luks_unlock")
+        .and_then(|i| {
+            r.choice(
+                i,
+                "cluster.luks_unlock",
+                None,
+                "LUKS unlock method",
+                LuksUnlock::ALL.map(LuksUnlock::as_str).as_slice(),
+                LuksUnlock::parse,
+            )
+        })
+        .unwrap_or(LuksUnlock::InitrdSsh);
     Cluster {
+        luks_unlock,
         name,
         domain,
         bootstrap,
@@ -541,25 +566,47 @@ fn read_provisioning(r: &mut Reader<'_>, item: Option<&Item>) -> ProvisioningNet
         pxe_server: get(entries, "pxe_server")
             .and_then(|i| r.ipv4(i, &format!("{base}.pxe_server"), None))
             .unwrap_or(Ipv4Addr::UNSPECIFIED),
-        interface: get(entries, "interface")
-            .and_then(|i| r.string(i, &format!("{base}.interface"), None))
-            .unwrap_or_else(|| "eth0".to_string()),
+        interface: match get(entries, "interface") {
+            Some(i) => r
+                .string(i, &format!("{base}.interface"), None)
+                .unwrap_or_default(),
+            None => {
+                if item.is_some() {
+                    r.error(
+                        item.and_then(|i| i.span.as_ref()),
+                        None,
+                        &format!("{base}.interface"),
+                        "missing required field: the PXE server's NIC on this network as its kernel names it (`ip -br link` on that host), e.g. \"enp1s0\"; DHCP and TFTP bind to it".into(),
+                    );
+                }
+                String::new()
+            }
+        },
     }
 }
 
 fn read_production(r: &mut Reader<'_>, item: Option<&Item>) -> ProductionNetwork {
     let base = "networks.production";
     let entries = item
-        .and_then(|i| r.table(i, base, None, PROD_KEYS, PROD_KEYS))
+        .and_then(|i| r.table(i, base, None, PROD_KEYS, PROD_REQUIRED))
         .unwrap_or(&[]);
     if item.is_none() {
         r.broken.insert(base.to_string());
     }
     let (subnet, gateway, nameservers) = read_addressing(r, entries, base);
+    // 802.1Q ids 0 and 4095 are reserved (IEEE 802.1Q 9.6).
+    let vlan = get(entries, "vlan")
+        .and_then(|i| r.integer(i, &format!("{base}.vlan"), None, 4094))
+        .map(|v| v as u16);
+    let bond_mode = get(entries, "bond_mode")
+        .and_then(|i| r.choice(i, &format!("{base}.bond_mode"), None, "bond mode", BondMode::ALL.map(BondMode::as_str).as_slice(), BondMode::parse))
+        .unwrap_or(BondMode::Lacp);
     ProductionNetwork {
         subnet,
         gateway,
         nameservers,
+        vlan,
+        bond_mode,
     }
 }
 
@@ -581,110 +628,3 @@ fn read_addressing(
     (subnet, gateway, nameservers)
 }
 
-fn read_node(r: &mut Reader<'_>, item: &Item, index: usize) -> Node {
-    let base = format!("nodes[{index}]");
-    // Name the node in every message; fall back to its position when the hostname is unreadable.
-    let label = match &item.value {
-        Value::Table(entries) => match get(entries, "hostname").map(|h| &h.value) {
-            Some(Value::String(h)) => h.clone(),
-            _ => base.clone(),
-        },
-        _ => base.clone(),
-    };
-    let node = Some(label.as_str());
-    r.record(&base, item);
-    let entries = r
-        .table(item, &base, node, NODE_KEYS, NODE_REQUIRED)
-        .unwrap_or(&[]);
-    let f = |k: &str| format!("{base}.{k}");
-
-    let hostname = get(entries, "hostname")
-        .and_then(|i| r.string(i, &f("hostname"), node))
-        .unwrap_or_else(|| label.clone());
-    let role = match get(entries, "role") {
-        Some(i) => r.string(i, &f("role"), node).and_then(|s| {
-            let role = Role::parse(&s);
-            if role.is_none() {
-                let names: Vec<&str> = Role::ALL.iter().map(|r| r.as_str()).collect();
-                let hint = did_you_mean(&s, &names)
-                    .map(|m| format!("; did you mean {m:?}?"))
-                    .unwrap_or_default();
-                r.error(
-                    i.span.as_ref(),
-                    node,
-                    &f("role"),
-                    format!(
-                        "unknown role {s:?}; expected one of {}{hint}",
-                        names.join(", ")
-                    ),
-                );
-            }
-            role
-        }),
-        None => None,
-    };
-    let mac = get(entries, "mac").and_then(|i| r.parsed::<Mac>(i, &f("mac"), node));
-    let provisioning_ip =
-        get(entries, "provisioning_ip").and_then(|i| r.ipv4(i, &f("provisioning_ip"), node));
-    let production_ip =
-        get(entries, "production_ip").and_then(|i| r.ipv4(i, &f("production_ip"), node));
-    let disks = match get(entries, "disks") {
-        Some(i) => r.strings(i, &f("disks"), node).unwrap_or_default(),
-        None => vec!["/dev/sda".to_string()],
-    };
-    let disk_layout = match get(entries, "disk_layout") {
-        Some(i) => r.string(i, &f("disk_layout"), node).and_then(|s| {
-            let layout = DiskLayout::parse(&s);
-            if layout.is_none() {
-                let names: Vec<&str> = DiskLayout::ALL.iter().map(|l| l.as_str()).collect();
-                let hint = did_you_mean(&s, &names)
-                    .map(|m| format!("; did you mean {m:?}?"))
-                    .unwrap_or_default();
-                r.error(
-                    i.span.as_ref(),
-                    node,
-                    &f("disk_layout"),
-                    format!(
-                        "unknown disk layout {s:?}; expected one of {}{hint}",
-                        names.join(", ")
-                    ),
-                );
-            }
-            layout
-        }),
-        None => Some(DiskLayout::Single),
-    };
-    let bmc = get(entries, "bmc").and_then(|i| {
-        let be = r.table(i, &f("bmc"), node, BMC_KEYS, &["address", "username"])?;
-        let address = get(be, "address").and_then(|a| r.string(a, &f("bmc.address"), node))?;
-        let username = get(be, "username").and_then(|a| r.string(a, &f("bmc.username"), node))?;
-        let password_file =
-            get(be, "password_file").and_then(|a| r.string(a, &f("bmc.password_file"), node));
-        Some(Bmc {
-            address,
-            username,
-            password_file,
-        })
-    });
-    for (key, missing) in [
-        ("role", role.is_none()),
-        ("mac", mac.is_none()),
-        ("provisioning_ip", provisioning_ip.is_none()),
-        ("production_ip", production_ip.is_none()),
-        ("disk_layout", disk_layout.is_none()),
-    ] {
-        if missing {
-            r.broken.insert(f(key));
-        }
-    }
-    Node {
-        hostname,
-        role: role.unwrap_or(Role::Worker),
-        mac: mac.unwrap_or_else(|| "02:00:00:00:00:00".parse().expect("valid placeholder")),
-        provisioning_ip: provisioning_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
-        production_ip: production_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
-        disks,
-        disk_layout: disk_layout.unwrap_or(DiskLayout::Single),
-        bmc,
-    }
-}

@@ -25,12 +25,14 @@ struct FlakeNix {
 #[template(path = "flake/pxe-server.nix", escape = "none")]
 struct PxeServerNix {
     cluster: String,
+    table: &'static str,
     interface: String,
+    interface_comment: String,
+    server_address_comment: String,
     server_address: String,
     subnet: String,
     netmask: String,
     broadcast: String,
-    prefix: u8,
     range_start: String,
     range_end: String,
     router: String,
@@ -43,8 +45,6 @@ struct PxeServerNix {
     boot_listen: String,
     inventory_file: String,
     secrets_dir: String,
-    ssh_keys: String,
-    state_version: String,
 }
 
 struct PxeNode {
@@ -84,6 +84,7 @@ struct BaseNix {
 #[derive(Template)]
 #[template(path = "flake/profile.nix", escape = "none")]
 struct ProfileNix {
+    table: &'static str,
     role: &'static str,
     services: Vec<ProfileService>,
 }
@@ -132,12 +133,14 @@ pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
     let p = &inv.provisioning;
     let pxe = PxeServerNix {
         cluster: c.name.clone(),
+        table: super::firewall::PXE_TABLE,
         interface: nix::string(&p.interface),
+        interface_comment: p.interface.clone(),
+        server_address_comment: format!("{}/{}", p.pxe_server, p.subnet.prefix),
         server_address: nix::string(&p.pxe_server.to_string()),
         subnet: nix::string(&p.subnet.network.to_string()),
         netmask: nix::string(&p.subnet.netmask().to_string()),
         broadcast: nix::string(&p.subnet.broadcast().to_string()),
-        prefix: p.subnet.prefix,
         range_start: nix::string(&p.dhcp_range.0.to_string()),
         range_end: nix::string(&p.dhcp_range.1.to_string()),
         router: nix::string(&p.gateway.to_string()),
@@ -167,8 +170,6 @@ pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
         boot_listen: nix::string(&format!("0.0.0.0:{}", super::pxe::COLLECTOR_BOOT_PORT)),
         inventory_file: inventory_copy_name(inv).to_string(),
         secrets_dir: nix::string(PXE_SERVER_SECRETS_DIR),
-        ssh_keys: nix::string_list(&c.ssh_authorized_keys),
-        state_version: nix::string(&c.state_version),
     };
     out.add_nix(
         "pxe-server.nix",
@@ -188,6 +189,7 @@ pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
 
     for role in Role::ALL {
         let profile = ProfileNix {
+            table: super::firewall::NODE_TABLE,
             role: role.as_str(),
             services: role
                 .services()

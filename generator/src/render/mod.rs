@@ -1,10 +1,12 @@
 //! Renderers: validated inventory → file contents (relative path → bytes). Pure functions;
 //! writing is [`crate::output`]'s job.
 
+pub mod boot;
 pub mod dhcp;
 pub mod dns;
 pub mod firewall;
 pub mod flake;
+pub mod network;
 pub mod nix;
 pub mod node;
 pub mod pxe;

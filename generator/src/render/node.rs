@@ -6,7 +6,7 @@ use askama::Template;
 use plasma_wire::{ClusterConfig, ServiceEndpoint, TlsPaths};
 
 use super::{RenderError, Rendered, askama_err, nix};
-use crate::inventory::{DiskLayout, Inventory, Node, Service};
+use crate::inventory::{DiskLayout, Firmware, Inventory, Node, Service};
 
 /// Where nixos-anywhere --extra-files puts the node's keys (runbook 5.3 Step 3.4).
 pub const SECRETS_DIR_ON_NODE: &str = "/etc/nixos/secrets";
@@ -27,14 +27,7 @@ struct ConfigurationNix {
     fqdn: String,
     role: &'static str,
     hostname: String,
-    domain: String,
     cluster: String,
-    provisioning_ip: String,
-    provisioning_prefix: u8,
-    production_ip: String,
-    production_prefix: u8,
-    gateway: String,
-    nameservers: String,
     chainfire: bool,
     flaredb: bool,
     iam: bool,
@@ -59,14 +52,17 @@ struct HardwareNix {
 #[template(path = "flake/disko-single.nix", escape = "none")]
 struct DiskoSingle {
     fqdn: String,
-    disks: String,
+    firmware: &'static str,
+    uefi: bool,
+    disk: String,
 }
 
 #[derive(Template)]
 #[template(path = "flake/disko-raid1.nix", escape = "none")]
 struct DiskoRaid1 {
     fqdn: String,
-    disks: String,
+    firmware: &'static str,
+    disks: Vec<String>,
     disk_count: usize,
 }
 
@@ -74,8 +70,12 @@ struct DiskoRaid1 {
 #[template(path = "flake/disko-luks-lvm.nix", escape = "none")]
 struct DiskoLuksLvm {
     fqdn: String,
-    disks: String,
+    hostname: String,
+    firmware: &'static str,
+    uefi: bool,
+    disk: String,
     key_file: String,
+    unlock: &'static str,
 }
 
 pub fn render(inv: &Inventory, node: &Node, out: &mut Rendered) -> Result<(), RenderError> {
@@ -90,20 +90,7 @@ pub fn render(inv: &Inventory, node: &Node, out: &mut Rendered) -> Result<(), Re
         fqdn: fqdn.clone(),
         role: node.role.as_str(),
         hostname: nix::string(&node.hostname),
-        domain: nix::string(&c.domain),
         cluster: nix::string(&c.name),
-        provisioning_ip: nix::string(&node.provisioning_ip.to_string()),
-        provisioning_prefix: inv.provisioning.subnet.prefix,
-        production_ip: nix::string(&node.production_ip.to_string()),
-        production_prefix: inv.production.subnet.prefix,
-        gateway: nix::string(&inv.production.gateway.to_string()),
-        nameservers: nix::string_list(
-            &inv.production
-                .nameservers
-                .iter()
-                .map(|n| n.to_string())
-                .collect::<Vec<_>>(),
-        ),
         chainfire: services.contains(&Service::Chainfire),
         flaredb: services.contains(&Service::Flaredb),
         iam,
@@ -131,13 +118,17 @@ pub fn render(inv: &Inventory, node: &Node, out: &mut Rendered) -> Result<(), Re
         hw.render().map_err(askama_err("flake/hardware.nix"))?,
     )?;
 
-    let disks = nix::string_list(&node.disks);
+    let firmware = node.firmware.as_str();
+    let uefi = node.firmware == Firmware::Uefi;
+    let first_disk = nix::string(node.disks.first().map_or("/dev/sda", String::as_str));
     let (template, text) = match node.disk_layout {
         DiskLayout::Single => (
             "flake/disko-single.nix",
             DiskoSingle {
                 fqdn: fqdn.clone(),
-                disks,
+                firmware,
+                uefi,
+                disk: first_disk,
             }
             .render(),
         ),
@@ -145,7 +136,8 @@ pub fn render(inv: &Inventory, node: &Node, out: &mut Rendered) -> Result<(), Re
             "flake/disko-raid1.nix",
             DiskoRaid1 {
                 fqdn: fqdn.clone(),
-                disks,
+                firmware,
+                disks: node.disks.iter().map(|d| nix::string(d)).collect(),
                 disk_count: node.disks.len(),
             }
             .render(),
@@ -154,8 +146,12 @@ pub fn render(inv: &Inventory, node: &Node, out: &mut Rendered) -> Result<(), Re
             "flake/disko-luks-lvm.nix",
             DiskoLuksLvm {
                 fqdn: fqdn.clone(),
-                disks,
+                hostname: node.hostname.clone(),
+                firmware,
+                uefi,
+                disk: first_disk,
                 key_file: nix::string(LUKS_KEY_FILE),
+                unlock: inv.cluster.luks_unlock.as_str(),
             }
             .render(),
         ),
@@ -165,6 +161,9 @@ pub fn render(inv: &Inventory, node: &Node, out: &mut Rendered) -> Result<(), Re
         template,
         text.map_err(askama_err(template))?,
     )?;
+
+    super::boot::render(inv, node, &dir, out)?;
+    super::network::render(inv, node, &dir, out)?;
 
     let config = cluster_config(inv, node);
     let mut json = serde_json::to_string_pretty(&config).map_err(|source| RenderError::Json {

@@ -8,6 +8,8 @@ use std::net::Ipv4Addr;
 use crate::diag::{Diagnostic, Severity, line_col};
 use crate::inventory::{DiskLayout, Parsed};
 
+mod platform;
+
 struct Rules<'a> {
     parsed: &'a Parsed,
     out: Vec<Diagnostic>,
@@ -176,6 +178,8 @@ pub fn validate(parsed: &mut Parsed) {
     cluster_rules(&mut rules);
     network_rules(&mut rules);
     node_rules(&mut rules);
+    platform::release_rules(&mut rules);
+    platform::nic_rules(&mut rules);
     bootstrap_rules(&mut rules);
     let out = rules.out;
     parsed.diagnostics.extend(out);
@@ -208,7 +212,10 @@ fn cluster_rules(r: &mut Rules<'_>) {
             r.error(
                 None,
                 "cluster.state_version",
-                format!("{sv:?} is not a NixOS release like \"24.11\""),
+                format!(
+                    "{sv:?} is not a NixOS release like \"{}\"",
+                    crate::release::DEFAULT
+                ),
             );
         }
     }
