@@ -1,6 +1,12 @@
 //! LUKS passphrases for `luks-lvm` nodes: `<secrets>/luks/<hostname>.key`, uploaded at install
 //! time with `nixos-anywhere --disk-encryption-keys /tmp/secret.key <file>`. Created once,
 //! never overwritten and never deleted by plasmagen: losing one makes the disk unreadable.
+//!
+//! With `luks_unlock = "initrd-ssh"` each such node also gets the host key of its initrd SSH
+//! server, made here so the client can pin it before the node ever boots:
+//! `<secrets>/nodes/<host>/etc/secrets/initrd/ssh_host_ed25519_key` (inside the
+//! `--extra-files` root, so it lands at /etc/secrets/initrd/ on the node, where boot.nix points
+//! `boot.initrd.network.ssh.hostKeys`) and its public half `<secrets>/luks/<host>.initrd-ssh.pub`.
 
 use std::fs;
 use std::io::Read;
@@ -8,10 +14,99 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::inventory::{DiskLayout, Inventory};
+use crate::inventory::{DiskLayout, Inventory, LuksUnlock};
+use crate::render::boot::INITRD_HOST_KEY;
 
 pub fn key_path(secrets: &Path, hostname: &str) -> PathBuf {
     secrets.join("luks").join(format!("{hostname}.key"))
+}
+
+/// The initrd SSH server's private host key, inside the node's `--extra-files` root.
+pub fn initrd_host_key_path(secrets: &Path, hostname: &str) -> PathBuf {
+    secrets.join("nodes").join(hostname).join(INITRD_HOST_KEY)
+}
+
+/// Its public half (`ssh-ed25519 AAAA… <host>-initrd`), what `plasmagen unlock` pins.
+pub fn initrd_host_pub_path(secrets: &Path, hostname: &str) -> PathBuf {
+    secrets.join("luks").join(format!("{hostname}.initrd-ssh.pub"))
+}
+
+/// Nodes that unlock over initrd SSH and have no host key yet.
+pub fn missing_host_keys(inv: &Inventory, secrets: &Path) -> Vec<String> {
+    if inv.cluster.luks_unlock != LuksUnlock::InitrdSsh {
+        return Vec::new();
+    }
+    inv.nodes
+        .iter()
+        .filter(|n| {
+            n.disk_layout == DiskLayout::LuksLvm
+                && !(initrd_host_key_path(secrets, &n.hostname).exists()
+                    && initrd_host_pub_path(secrets, &n.hostname).exists())
+        })
+        .map(|n| n.hostname.clone())
+        .collect()
+}
+
+/// Create the missing initrd host keys; returns the hostnames that got one. An existing
+/// private key is never replaced (clients pinned it); a lost public half is an error.
+pub fn ensure_host_keys(inv: &Inventory, secrets: &Path) -> Result<Vec<String>, Error> {
+    let todo = missing_host_keys(inv, secrets);
+    let io = |path: &Path| {
+        let path = path.to_path_buf();
+        move |source| Error::Io { path, source }
+    };
+    for host in &todo {
+        let private = initrd_host_key_path(secrets, host);
+        let public = initrd_host_pub_path(secrets, host);
+        if private.exists() {
+            return Err(Error::Io {
+                path: public.clone(),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!(
+                        "missing next to an existing {}; recreate it with `ssh-keygen -y -f {} > {}`",
+                        private.display(),
+                        private.display(),
+                        public.display()
+                    ),
+                ),
+            });
+        }
+        let key = plasma_pki::ssh::generate_ed25519(&format!("{host}-initrd"))
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        let key_dir = private.parent().expect("key path has a parent");
+        // etc/secrets lands on the node's /etc/secrets: keep it traversable, the key dir private.
+        let etc_secrets = key_dir.parent().expect("initrd dir has a parent");
+        fs::create_dir_all(etc_secrets).map_err(io(etc_secrets))?;
+        fs::set_permissions(etc_secrets, fs::Permissions::from_mode(0o755))
+            .map_err(io(etc_secrets))?;
+        crate::output::ensure_private_dir(key_dir).map_err(io(key_dir))?;
+        write_new(key_dir, &private, key.private_openssh.as_bytes())?;
+        let pub_dir = public.parent().expect("pub path has a parent");
+        crate::output::ensure_private_dir(pub_dir).map_err(io(pub_dir))?;
+        write_new(pub_dir, &public, format!("{}\n", key.public_line).as_bytes())?;
+    }
+    Ok(todo)
+}
+
+/// Write a new 0600 file atomically; never replace one another run created meanwhile.
+fn write_new(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| Error::Io { path: p, source }
+    };
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".new-")
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(dir)
+        .map_err(io(dir))?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(io(path))?;
+    tmp.as_file().sync_all().map_err(io(path))?;
+    tmp.persist_noclobber(path).map_err(|e| Error::Io {
+        path: path.to_path_buf(),
+        source: e.error,
+    })?;
+    Ok(())
 }
 
 /// Nodes whose passphrase file is missing.
@@ -45,19 +140,7 @@ pub fn ensure(inv: &Inventory, secrets: &Path) -> Result<Vec<String>, Error> {
             .map_err(io(Path::new("/dev/urandom")))?;
         // Hex, no trailing newline: the same bytes work as a key file and as a typed passphrase.
         let pass: String = raw.iter().map(|b| format!("{b:02x}")).collect();
-        let path = key_path(secrets, host);
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".luks-")
-            .permissions(fs::Permissions::from_mode(0o600))
-            .tempfile_in(&dir)
-            .map_err(io(&dir))?;
-        std::io::Write::write_all(&mut tmp, pass.as_bytes()).map_err(io(&path))?;
-        tmp.as_file().sync_all().map_err(io(&path))?;
-        // persist_noclobber: never replace a passphrase another run created meanwhile.
-        tmp.persist_noclobber(&path).map_err(|e| Error::Io {
-            path: path.clone(),
-            source: e.error,
-        })?;
+        write_new(&dir, &key_path(secrets, host), pass.as_bytes())?;
     }
     Ok(todo)
 }

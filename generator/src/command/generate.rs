@@ -120,10 +120,13 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
         } else {
             plasma_pki::store::plan(&layout.secrets, &store_input, now)?
         };
-        let luks = if args.skip_certs {
-            Vec::new()
+        let (luks, host_keys) = if args.skip_certs {
+            (Vec::new(), Vec::new())
         } else {
-            crate::luks::missing(inv, &layout.secrets)
+            (
+                crate::luks::missing(inv, &layout.secrets),
+                crate::luks::missing_host_keys(inv, &layout.secrets),
+            )
         };
         let rendered = render_all(inv, &layout)?;
         let mut plan = output::plan(&layout.flake, &rendered)?;
@@ -131,10 +134,11 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
             // The flake's public copy of the CA certificate appears once the CA exists.
             plan.create.push(CA_COPY.into());
         }
-        let secret_changes = secrets.iter().any(SecretAction::changes_files) || !luks.is_empty();
+        let secret_changes = secrets.iter().any(SecretAction::changes_files) || !luks.is_empty()
+            || !host_keys.is_empty();
         let changes = !plan.is_empty() || secret_changes;
         if args.json {
-            let doc = json!({ "changes": changes, "flake": plan, "secrets": secrets, "luks_passphrases": luks });
+            let doc = json!({ "changes": changes, "flake": plan, "secrets": secrets, "luks_passphrases": luks, "initrd_host_keys": host_keys });
             println!(
                 "{}",
                 serde_json::to_string_pretty(&doc).map_err(|e| Error::Internal(e.to_string()))?
@@ -146,6 +150,9 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
             }
             for host in &luks {
                 println!("secrets: new LUKS passphrase for {host}");
+            }
+            for host in &host_keys {
+                println!("secrets: new initrd SSH host key for {host}");
             }
             if !changes {
                 println!("nothing to do: {} files up to date", plan.unchanged);
@@ -191,6 +198,12 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
             eprintln!(
                 "secrets: new LUKS passphrase for {host} ({})",
                 crate::luks::key_path(&layout.secrets, &host).display()
+            );
+        }
+        for host in crate::luks::ensure_host_keys(inv, &layout.secrets)? {
+            eprintln!(
+                "secrets: new initrd SSH host key for {host} ({})",
+                crate::luks::initrd_host_pub_path(&layout.secrets, &host).display()
             );
         }
     }
