@@ -42,6 +42,9 @@
       (builtins.pathExists ./facter.json && options ? hardware && options.hardware ? facter)
       {
         hardware.facter.reportPath = ./facter.json;
+        # facter would put DHCP on every NIC it saw (networking.interfaces, which networkd
+        # turns into one .network per interface); network.nix configures the NICs by MAC.
+        hardware.facter.detected.dhcp.enable = false;
       }
     )
   ];
