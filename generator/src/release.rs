@@ -49,8 +49,16 @@ pub fn nixpkgs_url(version: &str) -> String {
 /// (`nixos-26.05`, `nixos-26.05-small`, `release-25.11`, `nixpkgs-25.11-darwin`); `None` for
 /// a commit, `nixos-unstable` or anything else that names no release.
 pub fn release_of_nixpkgs_url(url: &str) -> Option<String> {
-    let path = url.split(['?', '#']).next().unwrap_or(url);
-    let last = path.rsplit(['/', '=']).next()?;
+    // The branch is the last path segment (github:o/r/<ref>) or a `ref=` query parameter.
+    let (path, query) = url.split_once('?').unwrap_or((url, ""));
+    let query_ref = query
+        .split('&')
+        .find_map(|kv| kv.strip_prefix("ref="))
+        .map(|r| r.split('#').next().unwrap_or(r));
+    let last = match query_ref {
+        Some(r) => r.rsplit('/').next()?,
+        None => path.split('#').next().unwrap_or(path).rsplit('/').next()?,
+    };
     let rest = ["nixos-", "release-", "nixpkgs-"]
         .iter()
         .find_map(|p| last.strip_prefix(p))?;

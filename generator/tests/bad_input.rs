@@ -114,7 +114,7 @@ fn unknown_field_with_did_you_mean() {
 
 #[test]
 fn missing_field() {
-    let s = rejected_toml(&edit(&base(), "state_version = \"24.11\"\n", ""));
+    let s = rejected_toml(&edit(&base(), "state_version = \"26.05\"", "# no state_version"));
     assert_has(&s, &["cluster.state_version", "missing required field"]);
 }
 
