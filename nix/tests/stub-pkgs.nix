@@ -12,6 +12,7 @@ in
   plasmagen = fake "plasmagen";
   ipxe = fake "ipxe";
   systemd = fake "systemd";
+  util-linux = fake "util-linux";
   writeText = name: text: fake name // { inherit text; };
   writeShellScript = name: text: fake name // { inherit text; };
   runCommand = name: _env: script: fake name // { inherit script; };
