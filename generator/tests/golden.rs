@@ -10,9 +10,18 @@ use std::path::Path;
 use common::{files_under, generate_flake_only, repo_root};
 
 fn check_case(name: &str) {
+    let inventory = repo_root()
+        .join("tests/cases")
+        .join(name)
+        .join("inventory.toml");
+    check_case_of(name, &inventory);
+}
+
+/// A case whose inventory lives elsewhere (an example): tests/cases/<name>/expected only.
+fn check_case_of(name: &str, inventory: &Path) {
     let case = repo_root().join("tests/cases").join(name);
     let out = tempfile::tempdir().expect("tempdir");
-    generate_flake_only(&case.join("inventory.toml"), out.path());
+    generate_flake_only(inventory, out.path());
     let actual_root = out.path().join("flake");
     let expected_root = case.join("expected/flake");
     let update = std::env::var_os("UPDATE_GOLDEN").is_some();
@@ -61,20 +70,21 @@ fn every_layout_and_role() {
 }
 
 #[test]
+fn mixed_firmware_layouts_bonds_and_vlan() {
+    check_case_of("mixed", &repo_root().join("examples/mixed.toml"));
+}
+
+#[test]
 fn every_case_directory_is_tested() {
     let mut names: Vec<String> = fs::read_dir(repo_root().join("tests/cases"))
         .expect("cases dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| {
-            Path::new(&repo_root().join("tests/cases").join(n))
-                .join("inventory.toml")
-                .exists()
-        })
+        .filter(|n| repo_root().join("tests/cases").join(n).join("expected").exists())
         .collect();
     names.sort();
     assert_eq!(
         names,
-        ["layouts", "runbook"],
+        ["layouts", "mixed", "runbook"],
         "add a #[test] for each new case"
     );
 }

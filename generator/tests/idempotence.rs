@@ -119,8 +119,9 @@ fn removed_node_files_are_removed_and_listed_by_dry_run() {
     assert_eq!(code, 1);
     let v: serde_json::Value = serde_json::from_str(&json).unwrap();
     assert_eq!(v["changes"], true);
-    // The node's four files and its iPXE script.
-    assert_eq!(v["flake"]["remove"].as_array().unwrap().len(), 5);
+    // The node's six files (configuration, boot, network, hardware, disko, cluster-config.json)
+    // and its iPXE script.
+    assert_eq!(v["flake"]["remove"].as_array().unwrap().len(), 7);
     assert!(stdout.contains("pxe/nodes/52-54-00-12-34-5a.ipxe"));
     let changed: Vec<&str> = v["flake"]["change"]
         .as_array()
@@ -200,7 +201,7 @@ fn changed_inventory_rewrites_only_affected_files() {
             "dns/example.com.zone",
             "inventory.toml",
             "nodes/node05.example.com/cluster-config.json",
-            "nodes/node05.example.com/configuration.nix",
+            "nodes/node05.example.com/network.nix",
             // The operator scripts carry the node table (production IPs included).
             "scripts/decommission.sh",
             "scripts/provision.sh",

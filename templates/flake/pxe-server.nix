@@ -49,10 +49,10 @@
   # The collector and the boot files only answer the networks that need them: one nftables
   # table of its own (firewall/pxe-server.nft) that accepts everything else, so the host's
   # firewall and other tables keep working. services.centra-pxe-server.openFirewall (on by
-  # default) still opens the ports on {{ interface_comment }} in the host firewall.
+  # default) still opens the ports on {{ interface_comment }} in the host firewall. flushRuleset
+  # is left to the host (NixOS turns it on only for a host that sets a whole ruleset).
   networking.nftables = {
     enable = true;
-    flushRuleset = false;
     tables.{{ table }} = {
       family = "inet";
       content = builtins.readFile ./firewall/pxe-server.nft;

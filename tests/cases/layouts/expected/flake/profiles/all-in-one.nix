@@ -2,7 +2,16 @@
 # Chainfire, FlareDB and IAM get their ports and per-node settings in nodes/<fqdn>/configuration.nix.
 { ... }:
 {
-  networking.nftables.ruleset = builtins.readFile ../firewall/all-in-one.nft;
+  # One table of our own: NixOS replaces just this table on every switch, and with
+  # flushRuleset off it leaves the tables other services add alone.
+  networking.nftables = {
+    enable = true;
+    flushRuleset = false;
+    tables.plasmacloud = {
+      family = "inet";
+      content = builtins.readFile ../firewall/all-in-one.nft;
+    };
+  };
 
   services.chainfire = {
     enable = true;

@@ -2,25 +2,50 @@
 #   nixos-anywhere --generate-hardware-config nixos-facter nodes/secure1.lab.example.org/facter.json ...
 #   nixos-anywhere --generate-hardware-config nixos-generate-config nodes/secure1.lab.example.org/hardware-configuration.nix ...
 # writes a file next to this one that is picked up here; plasmagen never touches those files.
+# In a git repository Nix only sees files git knows: nixos-anywhere `git add`s the file it
+# writes, a file put here by hand needs `git add` too (`plasmagen generate` warns).
 # Without them the configuration still evaluates, with broad driver defaults.
-{ lib, modulesPath, ... }:
+{
+  lib,
+  options,
+  modulesPath,
+  ...
+}:
 {
   imports = [
     (modulesPath + "/installer/scan/not-detected.nix")
   ]
   ++ lib.optional (builtins.pathExists ./hardware-configuration.nix) ./hardware-configuration.nix;
 
-  boot.initrd.availableKernelModules = lib.mkDefault [
-    "ahci"
-    "nvme"
-    "sd_mod"
-    "xhci_pci"
-    "usb_storage"
-    "virtio_pci"
-    "virtio_blk"
-    "virtio_scsi"
+  config = lib.mkMerge [
+    {
+      # Normal priority on purpose: NixOS's kernel.nix defines this list at normal priority
+      # too, and only the highest-priority definitions of an option are merged (an mkDefault
+      # here would be dropped).
+      boot.initrd.availableKernelModules = [
+        "ahci"
+        "nvme"
+        "sd_mod"
+        "sr_mod"
+        "xhci_pci"
+        "ehci_pci"
+        "usbhid"
+        "usb_storage"
+        "virtio_pci"
+        "virtio_blk"
+        "virtio_scsi"
+      ];
+    }
+    # hardware.facter exists from NixOS 25.11 on; on a release without it the report is
+    # ignored instead of failing as an unknown option.
+    (lib.optionalAttrs
+      (builtins.pathExists ./facter.json && options ? hardware && options.hardware ? facter)
+      {
+        hardware.facter.reportPath = ./facter.json;
+        # facter would put DHCP on every NIC it saw (networking.interfaces, which networkd
+        # turns into one .network per interface); network.nix configures the NICs by MAC.
+        hardware.facter.detected.dhcp.enable = false;
+      }
+    )
   ];
-}
-// lib.optionalAttrs (builtins.pathExists ./facter.json) {
-  hardware.facter.reportPath = ./facter.json;
 }
