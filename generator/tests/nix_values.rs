@@ -229,8 +229,8 @@ in {
   packages = builtins.attrNames o.packages.x86_64-linux;
   netboot = o.packages.x86_64-linux.netboot-worker;
   checks = o.checks.x86_64-linux;
-  pxeImports = map toString o.nixosModules.pxe-server.imports;
-  pxeImages = o.nixosModules.pxe-server.services.centra-pxe-server.netbootImages;
+  pxeImports = map (m: if builtins.isAttrs m then "inline" else toString m) o.nixosModules.pxe-server.imports;
+  pxeImages = (builtins.elemAt o.nixosModules.pxe-server.imports 2).services.centra-pxe-server.netbootImages;
 }"#,
     );
     assert_eq!(

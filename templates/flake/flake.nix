@@ -78,10 +78,12 @@
         imports = [
           plasmacloud-provisioning.nixosModules.pxe-server
           ./pxe-server.nix
+          {
+            services.centra-pxe-server.netbootImages = nixpkgs.lib.genAttrs {{ profile_list }} (
+              profile: self.packages.${system}."netboot-${profile}"
+            );
+          }
         ];
-        services.centra-pxe-server.netbootImages = nixpkgs.lib.genAttrs {{ profile_list }} (
-          profile: self.packages.${system}."netboot-${profile}"
-        );
       };
 
       # `nix flake check --no-build` evaluates every node's system and its disko script (what

@@ -81,10 +81,12 @@
         imports = [
           plasmacloud-provisioning.nixosModules.pxe-server
           ./pxe-server.nix
+          {
+            services.centra-pxe-server.netbootImages = nixpkgs.lib.genAttrs [ "control-plane" "worker" "all-in-one" ] (
+              profile: self.packages.${system}."netboot-${profile}"
+            );
+          }
         ];
-        services.centra-pxe-server.netbootImages = nixpkgs.lib.genAttrs [ "control-plane" "worker" "all-in-one" ] (
-          profile: self.packages.${system}."netboot-${profile}"
-        );
       };
 
       # `nix flake check --no-build` evaluates every node's system and its disko script (what
