@@ -1,7 +1,7 @@
 {
   description = "PlasmaCloud bare-metal provisioning: plasmagen, plasma-agent and NixOS modules";
 
-  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-25.05";
+  inputs.nixpkgs.url = "github:NixOS/nixpkgs/nixos-26.05";
 
   outputs =
     { self, nixpkgs }:

@@ -31,7 +31,7 @@ name = "bench"
 domain = "bench.example"
 bootstrap = ["n00000", "n00001", "n00002"]
 ssh_authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBkd86f/K36q5Khr2jtCpqAhME6U6WYvfZ+SRxEj42Ve bench@example.com"]
-state_version = "24.11"
+state_version = "26.05"
 collector_url = "https://10.100.255.250:8443"
 
 [networks.provisioning]

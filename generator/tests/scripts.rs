@@ -332,7 +332,7 @@ name = "big"
 domain = "big.example.net"
 bootstrap = ["cp-1", "cp-2", "cp-3"]
 ssh_authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBkd86f/K36q5Khr2jtCpqAhME6U6WYvfZ+SRxEj42Ve ops@example.com"]
-state_version = "24.11"
+state_version = "26.05"
 collector_url = "https://10.0.100.10:8443/c?a=1&b=(2)*!~"
 
 [networks.provisioning]

@@ -45,7 +45,7 @@ name = "dhcp"
 domain = "dhcp.test"
 bootstrap = ["node01"]
 ssh_authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBkd86f/K36q5Khr2jtCpqAhME6U6WYvfZ+SRxEj42Ve e2e@test"]
-state_version = "24.11"
+state_version = "26.05"
 collector_url = "https://10.0.100.10:8443"
 
 [networks.provisioning]
