@@ -218,6 +218,14 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
         plan.remove.len(),
         plan.unchanged
     );
+    for report in crate::hwfiles::untracked_reports(&layout.flake) {
+        eprintln!(
+            "warning: {}: git does not track it, so Nix does not see it and the node evaluates without it; run `git -C {} add {}`",
+            layout.flake.join(&report).display(),
+            layout.flake.display(),
+            report.display()
+        );
+    }
     Ok(Outcome::Ok)
 }
 
