@@ -28,7 +28,9 @@ pub fn initrd_host_key_path(secrets: &Path, hostname: &str) -> PathBuf {
 
 /// Its public half (`ssh-ed25519 AAAA… <host>-initrd`), what `plasmagen unlock` pins.
 pub fn initrd_host_pub_path(secrets: &Path, hostname: &str) -> PathBuf {
-    secrets.join("luks").join(format!("{hostname}.initrd-ssh.pub"))
+    secrets
+        .join("luks")
+        .join(format!("{hostname}.initrd-ssh.pub"))
 }
 
 /// Nodes that unlock over initrd SSH and have no host key yet.
@@ -84,7 +86,11 @@ pub fn ensure_host_keys(inv: &Inventory, secrets: &Path) -> Result<Vec<String>, 
         write_new(key_dir, &private, key.private_openssh.as_bytes())?;
         let pub_dir = public.parent().expect("pub path has a parent");
         crate::output::ensure_private_dir(pub_dir).map_err(io(pub_dir))?;
-        write_new(pub_dir, &public, format!("{}\n", key.public_line).as_bytes())?;
+        write_new(
+            pub_dir,
+            &public,
+            format!("{}\n", key.public_line).as_bytes(),
+        )?;
     }
     Ok(todo)
 }

@@ -80,9 +80,15 @@ mod tests {
             ("github:NixOS/nixpkgs/nixos-26.05", Some("26.05")),
             ("github:NixOS/nixpkgs/nixos-25.11-small", Some("25.11")),
             ("github:NixOS/nixpkgs/release-24.11", Some("24.11")),
-            ("git+https://example.org/nixpkgs?ref=nixos-25.05", Some("25.05")),
+            (
+                "git+https://example.org/nixpkgs?ref=nixos-25.05",
+                Some("25.05"),
+            ),
             ("github:NixOS/nixpkgs/nixos-unstable", None),
-            ("github:NixOS/nixpkgs/0123456789abcdef0123456789abcdef01234567", None),
+            (
+                "github:NixOS/nixpkgs/0123456789abcdef0123456789abcdef01234567",
+                None,
+            ),
         ] {
             assert_eq!(release_of_nixpkgs_url(url).as_deref(), want, "{url}");
         }

@@ -35,7 +35,11 @@ fn all_checkers_accept(inv_path: &Path) {
     // Kea and dnsmasq refuse an interface this machine does not have: bind the checked copy
     // to the loopback interface, which every machine has.
     let text = std::fs::read_to_string(inv_path).unwrap();
-    let iface = inventory::load(inv_path).unwrap().inventory.provisioning.interface;
+    let iface = inventory::load(inv_path)
+        .unwrap()
+        .inventory
+        .provisioning
+        .interface;
     let out = tempfile::tempdir().unwrap();
     let here = out.path().join("inventory.toml");
     std::fs::write(
@@ -203,8 +207,7 @@ fn boot_paths_follow_the_runbook() {
         .expect("UEFI skips sanboot");
     let sanboot = failed.find("sanboot --no-describe --drive 0x80").unwrap();
     assert!(
-        efi_skip < sanboot
-            && sanboot < failed.rfind("goto static").unwrap(),
+        efi_skip < sanboot && sanboot < failed.rfind("goto static").unwrap(),
         "local disk before the installer:\n{failed}"
     );
     // An installed node's script: UEFI hands back to the firmware (next boot entry: the
@@ -216,7 +219,11 @@ fn boot_paths_follow_the_runbook() {
     let efi = installed
         .find("iseq ${platform} efi && goto firmware ||")
         .expect("UEFI path");
-    assert!(efi < installed.find("sanboot --no-describe --drive 0x80").unwrap());
+    assert!(
+        efi < installed
+            .find("sanboot --no-describe --drive 0x80")
+            .unwrap()
+    );
     assert!(installed.ends_with("exit 1\n"), "{installed}");
     let local = std::fs::read_to_string(f.join("pxe/nodes/52-54-00-12-34-56.ipxe")).unwrap();
     assert!(

@@ -79,7 +79,13 @@ fn every_case_directory_is_tested() {
     let mut names: Vec<String> = fs::read_dir(repo_root().join("tests/cases"))
         .expect("cases dir")
         .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
-        .filter(|n| repo_root().join("tests/cases").join(n).join("expected").exists())
+        .filter(|n| {
+            repo_root()
+                .join("tests/cases")
+                .join(n)
+                .join("expected")
+                .exists()
+        })
         .collect();
     names.sort();
     assert_eq!(

@@ -15,7 +15,11 @@ fn git(dir: &std::path::Path, args: &[&str]) {
         .args(args)
         .output()
         .expect("git (Debian package git)");
-    assert!(o.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        o.status.success(),
+        "git {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
 
 #[test]
@@ -39,12 +43,25 @@ fn untracked_reports_in_a_git_flake_are_named_until_added() {
         .lines()
         .find(|l| l.contains("git does not track"))
         .unwrap_or_else(|| panic!("no warning:\n{stderr}"));
-    assert!(line.contains("nodes/node01.example.com/facter.json"), "{line}");
-    assert!(line.contains("add nodes/node01.example.com/facter.json"), "{line}");
+    assert!(
+        line.contains("nodes/node01.example.com/facter.json"),
+        "{line}"
+    );
+    assert!(
+        line.contains("add nodes/node01.example.com/facter.json"),
+        "{line}"
+    );
     assert_eq!(stderr.matches("git does not track").count(), 1, "{stderr}");
 
     // nixos-anywhere's own way: git add --intent-to-add.
-    git(&flake, &["add", "--intent-to-add", "nodes/node01.example.com/facter.json"]);
+    git(
+        &flake,
+        &[
+            "add",
+            "--intent-to-add",
+            "nodes/node01.example.com/facter.json",
+        ],
+    );
     let o = generate(&inv, out.path());
     assert!(!String::from_utf8_lossy(&o.stderr).contains("git does not track"));
 }

@@ -91,7 +91,9 @@ in {{
 }
 
 fn partitions(disk: &Value) -> &serde_json::Map<String, Value> {
-    disk["content"]["partitions"].as_object().expect("gpt partitions")
+    disk["content"]["partitions"]
+        .as_object()
+        .expect("gpt partitions")
 }
 
 fn check_boot(node: &Node, inv: &Inventory, v: &Value) {
@@ -113,8 +115,16 @@ fn check_boot(node: &Node, inv: &Inventory, v: &Value) {
         assert!(loader["grub"].get("device").is_none(), "{host}");
         if uefi {
             assert_eq!(loader["grub"]["efiSupport"], json!(true), "{host}");
-            assert_eq!(loader["grub"]["efiInstallAsRemovable"], json!(true), "{host}");
-            assert_eq!(loader["efi"]["canTouchEfiVariables"], json!(false), "{host}");
+            assert_eq!(
+                loader["grub"]["efiInstallAsRemovable"],
+                json!(true),
+                "{host}"
+            );
+            assert_eq!(
+                loader["efi"]["canTouchEfiVariables"],
+                json!(false),
+                "{host}"
+            );
         } else {
             assert!(loader["grub"].get("efiSupport").is_none(), "{host}");
         }
@@ -122,7 +132,10 @@ fn check_boot(node: &Node, inv: &Inventory, v: &Value) {
     let mdadm = boot["swraid"]["mdadmConf"].as_str();
     if raid {
         let conf = mdadm.expect("mdadmConf");
-        assert!(conf.starts_with("PROGRAM /nix/store/") && conf.contains("/bin/logger"), "{conf}");
+        assert!(
+            conf.starts_with("PROGRAM /nix/store/") && conf.contains("/bin/logger"),
+            "{conf}"
+        );
     } else {
         assert!(mdadm.is_none(), "{host}");
     }
@@ -132,13 +145,25 @@ fn check_boot(node: &Node, inv: &Inventory, v: &Value) {
         assert_eq!(ssh["enable"], json!(true), "{host}");
         assert_eq!(ssh["port"], json!(2222));
         // A string: a path on the node (initrd secret), never a Nix path copied to the store.
-        assert_eq!(ssh["hostKeys"], json!(["/etc/secrets/initrd/ssh_host_ed25519_key"]));
-        assert_eq!(ssh["authorizedKeys"], json!(inv.cluster.ssh_authorized_keys));
+        assert_eq!(
+            ssh["hostKeys"],
+            json!(["/etc/secrets/initrd/ssh_host_ed25519_key"])
+        );
+        assert_eq!(
+            ssh["authorizedKeys"],
+            json!(inv.cluster.ssh_authorized_keys)
+        );
         let net = &boot["initrd"]["systemd"]["network"];
         assert_eq!(net["enable"], json!(true));
         let prov = &net["networks"]["10-provisioning"];
-        assert_eq!(prov["matchConfig"]["PermanentMACAddress"], json!(node.mac.as_str()));
-        assert_eq!(prov["address"], json!([format!("{}/24", node.provisioning_ip)]));
+        assert_eq!(
+            prov["matchConfig"]["PermanentMACAddress"],
+            json!(node.mac.as_str())
+        );
+        assert_eq!(
+            prov["address"],
+            json!([format!("{}/24", node.provisioning_ip)])
+        );
         assert_eq!(
             boot["initrd"]["systemd"]["users"]["root"]["shell"],
             json!("/bin/systemd-tty-ask-password-agent")
@@ -160,21 +185,36 @@ fn check_disko(node: &Node, v: &Value) {
     let devices = &m["config"]["disko"]["devices"];
     let disks = devices["disk"].as_object().unwrap();
     let uefi = node.firmware == Firmware::Uefi;
-    let listed: Vec<&str> = disks.values().map(|d| d["device"].as_str().unwrap()).collect();
+    let listed: Vec<&str> = disks
+        .values()
+        .map(|d| d["device"].as_str().unwrap())
+        .collect();
     match node.disk_layout {
         DiskLayout::Raid1 => {
-            assert_eq!(listed, node.disks.iter().map(String::as_str).collect::<Vec<_>>());
+            assert_eq!(
+                listed,
+                node.disks.iter().map(String::as_str).collect::<Vec<_>>()
+            );
             for d in disks.values() {
                 let p = partitions(d);
                 // Every member boots alone: GRUB's EF02 and a member of the mirrored ESP.
                 assert_eq!(p["boot"], json!({"size": "1M", "type": "EF02"}), "{host}");
                 assert_eq!(p["ESP"]["type"], json!("EF00"));
-                assert_eq!(p["ESP"]["content"], json!({"type": "mdraid", "name": "boot"}));
-                assert_eq!(p["root"]["content"], json!({"type": "mdraid", "name": "root"}));
+                assert_eq!(
+                    p["ESP"]["content"],
+                    json!({"type": "mdraid", "name": "boot"})
+                );
+                assert_eq!(
+                    p["root"]["content"],
+                    json!({"type": "mdraid", "name": "root"})
+                );
             }
             assert_eq!(devices["mdadm"]["boot"]["metadata"], json!("1.0"));
             assert_eq!(devices["mdadm"]["boot"]["content"]["format"], json!("vfat"));
-            assert_eq!(devices["mdadm"]["root"]["content"]["mountpoint"], json!("/"));
+            assert_eq!(
+                devices["mdadm"]["root"]["content"]["mountpoint"],
+                json!("/")
+            );
         }
         layout => {
             assert_eq!(listed, [node.disks[0].as_str()], "{host}");
@@ -192,7 +232,11 @@ fn check_disko(node: &Node, v: &Value) {
                 assert_eq!(luks["type"], json!("luks"));
                 assert_eq!(luks["passwordFile"], json!("/tmp/secret.key"));
                 if !uefi {
-                    assert_eq!(p["bootfs"]["content"]["mountpoint"], json!("/boot"), "{host}");
+                    assert_eq!(
+                        p["bootfs"]["content"]["mountpoint"],
+                        json!("/boot"),
+                        "{host}"
+                    );
                 }
             } else {
                 assert_eq!(p["root"]["content"]["mountpoint"], json!("/"), "{host}");
@@ -218,12 +262,23 @@ fn check_network(node: &Node, inv: &Inventory, v: &Value) {
     assert_eq!(cfg["networking"]["useNetworkd"], json!(true));
     assert_eq!(cfg["networking"]["useDHCP"], json!(false));
     assert_eq!(cfg["networking"]["hostName"], json!(host));
-    assert!(cfg["networking"].get("usePredictableInterfaceNames").is_none(), "{host}");
+    assert!(
+        cfg["networking"]
+            .get("usePredictableInterfaceNames")
+            .is_none(),
+        "{host}"
+    );
     let nets = cfg["systemd"]["network"]["networks"].as_object().unwrap();
     let netdevs = cfg["systemd"]["network"]["netdevs"].as_object();
     let prov = &nets["10-provisioning"];
-    assert_eq!(prov["matchConfig"], json!({"PermanentMACAddress": node.mac.as_str()}));
-    assert_eq!(prov["address"], json!([format!("{}/24", node.provisioning_ip)]));
+    assert_eq!(
+        prov["matchConfig"],
+        json!({"PermanentMACAddress": node.mac.as_str()})
+    );
+    assert_eq!(
+        prov["address"],
+        json!([format!("{}/24", node.provisioning_ip)])
+    );
     assert!(prov.get("gateway").is_none());
     // Every production NIC is matched by its permanent MAC, never by a kernel name.
     let matched: Vec<&str> = nets
@@ -237,15 +292,26 @@ fn check_network(node: &Node, inv: &Inventory, v: &Value) {
         .iter()
         .filter(|(_, n)| n["address"] == json!([format!("{}/24", node.production_ip)]))
         .collect();
-    assert_eq!(addressed.len(), 1, "{host}: one network carries the production address");
+    assert_eq!(
+        addressed.len(),
+        1,
+        "{host}: one network carries the production address"
+    );
     let (unit, carrier) = addressed[0];
     assert_eq!(carrier["gateway"], json!(["10.0.200.1"]));
     let bonded = node.production_macs.len() >= 2;
     match inv.production.vlan {
         Some(id) => {
-            assert_eq!(carrier["matchConfig"], json!({"Name": format!("vlan{id}")}), "{host}");
+            assert_eq!(
+                carrier["matchConfig"],
+                json!({"Name": format!("vlan{id}")}),
+                "{host}"
+            );
             let vlan = &netdevs.expect("netdevs")[&format!("40-vlan{id}")];
-            assert_eq!(vlan["netdevConfig"], json!({"Kind": "vlan", "Name": format!("vlan{id}")}));
+            assert_eq!(
+                vlan["netdevConfig"],
+                json!({"Kind": "vlan", "Name": format!("vlan{id}")})
+            );
             assert_eq!(vlan["vlanConfig"]["Id"], json!(id));
             let parent = if bonded { "30-bond0" } else { "20-production" };
             assert_eq!(nets[parent]["vlan"], json!([format!("vlan{id}")]), "{host}");
@@ -259,12 +325,24 @@ fn check_network(node: &Node, inv: &Inventory, v: &Value) {
     }
     if bonded {
         let bond = &netdevs.expect("netdevs")["20-bond0"];
-        assert_eq!(bond["netdevConfig"], json!({"Kind": "bond", "Name": "bond0"}));
-        assert_eq!(bond["bondConfig"]["Mode"], json!(inv.production.bond_mode.as_str()));
-        let members = nets.values().filter(|n| n["networkConfig"]["Bond"] == json!("bond0")).count();
+        assert_eq!(
+            bond["netdevConfig"],
+            json!({"Kind": "bond", "Name": "bond0"})
+        );
+        assert_eq!(
+            bond["bondConfig"]["Mode"],
+            json!(inv.production.bond_mode.as_str())
+        );
+        let members = nets
+            .values()
+            .filter(|n| n["networkConfig"]["Bond"] == json!("bond0"))
+            .count();
         assert_eq!(members, node.production_macs.len(), "{host}");
     } else {
-        assert!(netdevs.is_none_or(|d| !d.contains_key("20-bond0")), "{host}");
+        assert!(
+            netdevs.is_none_or(|d| !d.contains_key("20-bond0")),
+            "{host}"
+        );
     }
 }
 
@@ -275,23 +353,38 @@ fn check_hardware_and_profile(node: &Node, v: &Value) {
     let modules = &hw["config"]["boot"]["initrd"]["availableKernelModules"];
     assert!(modules.is_array(), "{host}: {modules}");
     for m in ["virtio_blk", "virtio_scsi", "usb_storage", "nvme", "ahci"] {
-        assert!(modules.as_array().unwrap().contains(&json!(m)), "{host}: {m}");
+        assert!(
+            modules.as_array().unwrap().contains(&json!(m)),
+            "{host}: {m}"
+        );
     }
-    assert!(hw["config"].get("hardware").is_none(), "{host}: no facter.json, no facter option");
+    assert!(
+        hw["config"].get("hardware").is_none(),
+        "{host}: no facter.json, no facter option"
+    );
     let conf = &v["configuration"];
     let imports: Vec<String> = serde_json::from_value(conf["imports"].clone()).unwrap();
     for f in ["hardware.nix", "disko.nix", "boot.nix", "network.nix"] {
-        assert!(imports.iter().any(|i| i.ends_with(&format!("/{f}"))), "{host}: {f}");
+        assert!(
+            imports.iter().any(|i| i.ends_with(&format!("/{f}"))),
+            "{host}: {f}"
+        );
     }
     let nft = &v["profile"]["networking"]["nftables"];
     assert_eq!(nft["enable"], json!(true));
     assert_eq!(nft["flushRuleset"], json!(false));
-    assert!(nft.get("ruleset").is_none(), "{host}: a ruleset would flush other tables");
+    assert!(
+        nft.get("ruleset").is_none(),
+        "{host}: a ruleset would flush other tables"
+    );
     let table = &nft["tables"]["plasmacloud"];
     assert_eq!(table["family"], json!("inet"));
     let content = table["content"].as_str().unwrap();
     assert!(content.contains("chain input {") && !content.contains("flush ruleset"));
-    assert!(content.contains(&format!("role {}", node.role.as_str())), "{host}");
+    assert!(
+        content.contains(&format!("role {}", node.role.as_str())),
+        "{host}"
+    );
 }
 
 fn check_fleet(inventory_text: &str) {
@@ -340,12 +433,18 @@ fn a_module_with_an_argument_nixos_does_not_supply_is_rejected() {
     let o = std::process::Command::new("nix-instantiate")
         .current_dir(dir.path())
         .args(["--eval", "--strict", "--json", "-E"])
-        .arg(format!("(import {} {{ path = ./old-disko.nix; }}).config", harness.display()))
+        .arg(format!(
+            "(import {} {{ path = ./old-disko.nix; }}).config",
+            harness.display()
+        ))
         .output()
         .unwrap();
     assert!(!o.status.success());
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.contains("takes disks") && err.contains("supplies no such argument"), "{err}");
+    assert!(
+        err.contains("takes disks") && err.contains("supplies no such argument"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -368,8 +467,16 @@ fn a_facter_report_is_used_only_where_the_release_has_the_option() {
     };
     // 25.11 and later declare hardware.facter: the report is used, its DHCP stays off.
     let with = eval("{ hardware.facter.reportPath = { }; }");
-    assert!(with["hardware"]["facter"]["reportPath"].as_str().unwrap().ends_with("facter.json"));
-    assert_eq!(with["hardware"]["facter"]["detected"]["dhcp"]["enable"], json!(false));
+    assert!(
+        with["hardware"]["facter"]["reportPath"]
+            .as_str()
+            .unwrap()
+            .ends_with("facter.json")
+    );
+    assert_eq!(
+        with["hardware"]["facter"]["detected"]["dhcp"]["enable"],
+        json!(false)
+    );
     // A release without the option: nothing is set, so nothing is an unknown option.
     let without = eval("{ }");
     assert!(without.get("hardware").is_none(), "{without}");

@@ -245,7 +245,12 @@ in {
     // The PXE server is a module for the operator's host, not a half system that cannot evaluate.
     assert_eq!(v["nodes"], json!(["aio1", "secure1"]));
     assert_eq!(v["pxeImports"][0], json!("pxe"));
-    assert!(v["pxeImports"][1].as_str().unwrap().ends_with("/pxe-server.nix"));
+    assert!(
+        v["pxeImports"][1]
+            .as_str()
+            .unwrap()
+            .ends_with("/pxe-server.nix")
+    );
     assert_eq!(v["pxeImages"]["worker"], json!("netboot-dir"));
     // `nix flake check` evaluates every node's system and disko script.
     assert_eq!(

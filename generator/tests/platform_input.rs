@@ -21,7 +21,10 @@ fn check(text: &str) -> (Option<i32>, String) {
     let inv = dir.path().join("inventory.toml");
     std::fs::write(&inv, text).unwrap();
     let o = plasmagen().arg("check").arg(&inv).output().unwrap();
-    (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned())
+    (
+        o.status.code(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
 }
 
 fn error_line<'a>(stderr: &'a str, needles: &[&str]) -> &'a str {
@@ -53,7 +56,11 @@ fn the_examples_are_valid_and_warn_only_about_the_runbooks_dev_sda() {
 
 #[test]
 fn unknown_firmware_is_an_error_with_a_suggestion() {
-    let text = edit(&base(), "role = \"control-plane\"\n", "role = \"control-plane\"\nfirmware = \"efi\"\n");
+    let text = edit(
+        &base(),
+        "role = \"control-plane\"\n",
+        "role = \"control-plane\"\nfirmware = \"efi\"\n",
+    );
     let (code, stderr) = check(&text);
     assert_eq!(code, Some(2));
     let line = error_line(&stderr, &["node01", "nodes[0].firmware", "\"efi\""]);
@@ -63,19 +70,34 @@ fn unknown_firmware_is_an_error_with_a_suggestion() {
 #[test]
 fn a_production_mac_used_twice_is_an_error_naming_both_places() {
     // node02's production NIC given node01's PXE MAC.
-    let text = edit(&base(), "production_macs = [\"52:54:00:12:35:57\"]", "production_macs = [\"52:54:00:12:34:56\"]");
+    let text = edit(
+        &base(),
+        "production_macs = [\"52:54:00:12:35:57\"]",
+        "production_macs = [\"52:54:00:12:34:56\"]",
+    );
     let (code, stderr) = check(&text);
     assert_eq!(code, Some(2));
-    let line = error_line(&stderr, &["node02", "nodes[1].production_macs[0]", "duplicate MAC"]);
+    let line = error_line(
+        &stderr,
+        &["node02", "nodes[1].production_macs[0]", "duplicate MAC"],
+    );
     assert!(line.contains("nodes[0].mac (node01)"), "{line}");
 }
 
 #[test]
 fn a_malformed_or_empty_production_mac_list_is_an_error() {
-    let (code, stderr) = check(&edit(&base(), "production_macs = [\"52:54:00:12:35:57\"]", "production_macs = [\"52:54:00:12:35\"]"));
+    let (code, stderr) = check(&edit(
+        &base(),
+        "production_macs = [\"52:54:00:12:35:57\"]",
+        "production_macs = [\"52:54:00:12:35\"]",
+    ));
     assert_eq!(code, Some(2));
     error_line(&stderr, &["node02", "nodes[1].production_macs[0]"]);
-    let (code, stderr) = check(&edit(&base(), "production_macs = [\"52:54:00:12:35:57\"]", "production_macs = []"));
+    let (code, stderr) = check(&edit(
+        &base(),
+        "production_macs = [\"52:54:00:12:35:57\"]",
+        "production_macs = []",
+    ));
     assert_eq!(code, Some(2));
     error_line(&stderr, &["node02", "nodes[1].production_macs", "empty"]);
 }
@@ -92,18 +114,30 @@ fn a_node_without_production_macs_is_a_warning_and_still_generates() {
 #[test]
 fn vlan_ids_outside_1_to_4094_are_errors() {
     for bad in ["0", "4095", "\"200\""] {
-        let text = edit(&base(), "[networks.production]\n", &format!("[networks.production]\nvlan = {bad}\n"));
+        let text = edit(
+            &base(),
+            "[networks.production]\n",
+            &format!("[networks.production]\nvlan = {bad}\n"),
+        );
         let (code, stderr) = check(&text);
         assert_eq!(code, Some(2), "vlan = {bad}");
         error_line(&stderr, &["networks.production.vlan"]);
     }
-    let ok = edit(&base(), "[networks.production]\n", "[networks.production]\nvlan = 4094\n");
+    let ok = edit(
+        &base(),
+        "[networks.production]\n",
+        "[networks.production]\nvlan = 4094\n",
+    );
     assert_eq!(check(&ok).0, Some(0));
 }
 
 #[test]
 fn unknown_bond_mode_is_an_error() {
-    let text = edit(&base(), "[networks.production]\n", "[networks.production]\nbond_mode = \"balance-rr\"\n");
+    let text = edit(
+        &base(),
+        "[networks.production]\n",
+        "[networks.production]\nbond_mode = \"balance-rr\"\n",
+    );
     let (code, stderr) = check(&text);
     assert_eq!(code, Some(2));
     let line = error_line(&stderr, &["networks.production.bond_mode", "balance-rr"]);
@@ -115,40 +149,77 @@ fn the_pxe_server_interface_must_be_named_and_valid() {
     let text = edit(&base(), "interface = \"enp1s0\"", "# interface = ?");
     let (code, stderr) = check(&text);
     assert_eq!(code, Some(2));
-    let line = error_line(&stderr, &["networks.provisioning.interface", "missing required field"]);
+    let line = error_line(
+        &stderr,
+        &["networks.provisioning.interface", "missing required field"],
+    );
     assert!(line.contains("ip -br link"), "{line}");
-    let (code, stderr) = check(&edit(&base(), "interface = \"enp1s0\"", "interface = \"enp0s20f0u1u2u3u4\""));
+    let (code, stderr) = check(&edit(
+        &base(),
+        "interface = \"enp1s0\"",
+        "interface = \"enp0s20f0u1u2u3u4\"",
+    ));
     assert_eq!(code, Some(2));
-    error_line(&stderr, &["networks.provisioning.interface", "not a Linux interface name"]);
+    error_line(
+        &stderr,
+        &[
+            "networks.provisioning.interface",
+            "not a Linux interface name",
+        ],
+    );
 }
 
 #[test]
 fn an_unsupported_release_is_a_warning_naming_the_field() {
-    let text = edit(&base(), "state_version = \"26.05\"", "state_version = \"24.11\"");
+    let text = edit(
+        &base(),
+        "state_version = \"26.05\"",
+        "state_version = \"24.11\"",
+    );
     let (code, stderr) = check(&text);
     assert_eq!(code, Some(0), "{stderr}");
     let line = warning_line(&stderr, &["cluster.state_version", "24.11"]);
     assert!(line.contains("26.05, 25.11"), "{line}");
 
-    let text = edit(&base(), "[networks.provisioning]", "[flake.inputs]\nnixpkgs = \"github:NixOS/nixpkgs/nixos-25.05\"\n\n[networks.provisioning]");
+    let text = edit(
+        &base(),
+        "[networks.provisioning]",
+        "[flake.inputs]\nnixpkgs = \"github:NixOS/nixpkgs/nixos-25.05\"\n\n[networks.provisioning]",
+    );
     let (code, stderr) = check(&text);
     assert_eq!(code, Some(0), "{stderr}");
     let line = warning_line(&stderr, &["flake.inputs.nixpkgs", "25.05"]);
     assert!(line.contains("rustc"), "{line}");
 
-    let text = edit(&base(), "[networks.provisioning]", "[flake.inputs]\nnixpkgs = \"github:NixOS/nixpkgs/nixos-25.11\"\n\n[networks.provisioning]");
+    let text = edit(
+        &base(),
+        "[networks.provisioning]",
+        "[flake.inputs]\nnixpkgs = \"github:NixOS/nixpkgs/nixos-25.11\"\n\n[networks.provisioning]",
+    );
     let (_, stderr) = check(&text);
     assert!(!stderr.contains("flake.inputs.nixpkgs"), "{stderr}");
 }
 
 #[test]
 fn luks_unlock_methods_not_built_yet_are_refused_for_luks_nodes() {
-    let luks = edit(&base(), "disk_layout = \"single\"", "disk_layout = \"luks-lvm\"");
-    let text = edit(&luks, "collector_url =", "luks_unlock = \"tpm2\"\ncollector_url =");
+    let luks = edit(
+        &base(),
+        "disk_layout = \"single\"",
+        "disk_layout = \"luks-lvm\"",
+    );
+    let text = edit(
+        &luks,
+        "collector_url =",
+        "luks_unlock = \"tpm2\"\ncollector_url =",
+    );
     let (code, stderr) = check(&text);
     assert_eq!(code, Some(2));
     error_line(&stderr, &["cluster.luks_unlock", "\"tpm2\"", "initrd-ssh"]);
-    let text = edit(&luks, "collector_url =", "luks_unlock = \"clevis\"\ncollector_url =");
+    let text = edit(
+        &luks,
+        "collector_url =",
+        "luks_unlock = \"clevis\"\ncollector_url =",
+    );
     let (code, stderr) = check(&text);
     assert_eq!(code, Some(2));
     error_line(&stderr, &["cluster.luks_unlock", "\"clevis\""]);

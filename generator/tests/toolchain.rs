@@ -87,5 +87,8 @@ fn the_project_flake_and_the_fleet_flake_follow_supported_releases() {
     // plasmagen and plasma-agent are built with the fleet's nixpkgs, so with its rustc.
     let provisioning = &fleet[fleet.find("plasmacloud-provisioning = {").unwrap()..];
     let block = &provisioning[..provisioning.find("};").unwrap()];
-    assert!(block.contains("inputs.nixpkgs.follows = \"nixpkgs\";"), "{block}");
+    assert!(
+        block.contains("inputs.nixpkgs.follows = \"nixpkgs\";"),
+        "{block}"
+    );
 }

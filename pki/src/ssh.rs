@@ -20,12 +20,11 @@ const KEY_TYPE: &str = "ssh-ed25519";
 
 /// Generate an ed25519 host key with `comment`.
 pub fn generate_ed25519(comment: &str) -> Result<SshHostKey, PkiError> {
-    let pair = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(|e| {
-        PkiError::InvalidKey {
+    let pair =
+        rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).map_err(|e| PkiError::InvalidKey {
             what: "ssh host key",
             reason: e.to_string(),
-        }
-    })?;
+        })?;
     let public: [u8; 32] = pair
         .public_key_raw()
         .try_into()
@@ -113,7 +112,11 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -150,8 +153,14 @@ mod tests {
         let a = generate_ed25519("node01-initrd").unwrap();
         let b = generate_ed25519("node01-initrd").unwrap();
         assert_ne!(a.public_line, b.public_line);
-        assert!(a.public_line.starts_with("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5"));
+        assert!(
+            a.public_line
+                .starts_with("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5")
+        );
         assert!(a.public_line.ends_with(" node01-initrd"));
-        assert!(a.private_openssh.starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n"));
+        assert!(
+            a.private_openssh
+                .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+        );
     }
 }

@@ -134,7 +134,8 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
             // The flake's public copy of the CA certificate appears once the CA exists.
             plan.create.push(CA_COPY.into());
         }
-        let secret_changes = secrets.iter().any(SecretAction::changes_files) || !luks.is_empty()
+        let secret_changes = secrets.iter().any(SecretAction::changes_files)
+            || !luks.is_empty()
             || !host_keys.is_empty();
         let changes = !plan.is_empty() || secret_changes;
         if args.json {

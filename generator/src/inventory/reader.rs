@@ -281,7 +281,10 @@ impl<'a> Reader<'a> {
                 item.span.as_ref(),
                 node,
                 path,
-                format!("unknown {what} {s:?}; expected one of {}{hint}", names.join(", ")),
+                format!(
+                    "unknown {what} {s:?}; expected one of {}{hint}",
+                    names.join(", ")
+                ),
             );
         }
         value
@@ -599,7 +602,16 @@ fn read_production(r: &mut Reader<'_>, item: Option<&Item>) -> ProductionNetwork
         .and_then(|i| r.integer(i, &format!("{base}.vlan"), None, 4094))
         .map(|v| v as u16);
     let bond_mode = get(entries, "bond_mode")
-        .and_then(|i| r.choice(i, &format!("{base}.bond_mode"), None, "bond mode", BondMode::ALL.map(BondMode::as_str).as_slice(), BondMode::parse))
+        .and_then(|i| {
+            r.choice(
+                i,
+                &format!("{base}.bond_mode"),
+                None,
+                "bond mode",
+                BondMode::ALL.map(BondMode::as_str).as_slice(),
+                BondMode::parse,
+            )
+        })
         .unwrap_or(BondMode::Lacp);
     ProductionNetwork {
         subnet,
@@ -627,4 +639,3 @@ fn read_addressing(
         .unwrap_or_default();
     (subnet, gateway, nameservers)
 }
-

@@ -57,7 +57,12 @@ pub fn uses_systemd_boot(node: &Node) -> bool {
     node.firmware == Firmware::Uefi && node.disk_layout != DiskLayout::Raid1
 }
 
-pub fn render(inv: &Inventory, node: &Node, dir: &str, out: &mut Rendered) -> Result<(), RenderError> {
+pub fn render(
+    inv: &Inventory,
+    node: &Node,
+    dir: &str,
+    out: &mut Rendered,
+) -> Result<(), RenderError> {
     let unlock_ssh =
         node.disk_layout == DiskLayout::LuksLvm && inv.cluster.luks_unlock == LuksUnlock::InitrdSsh;
     let text = BootNix {

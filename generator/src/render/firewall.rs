@@ -61,7 +61,10 @@ fn sources3(a: Cidr, b: Cidr, c: Cidr) -> String {
         [one] => one.to_string(),
         many => format!(
             "{{ {} }}",
-            many.iter().map(Cidr::to_string).collect::<Vec<_>>().join(", ")
+            many.iter()
+                .map(Cidr::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     }
 }

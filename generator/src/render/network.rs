@@ -59,7 +59,12 @@ impl Network {
     }
 }
 
-pub fn render(inv: &Inventory, node: &Node, dir: &str, out: &mut Rendered) -> Result<(), RenderError> {
+pub fn render(
+    inv: &Inventory,
+    node: &Node,
+    dir: &str,
+    out: &mut Rendered,
+) -> Result<(), RenderError> {
     let prod = &inv.production;
     let mut netdevs = Vec::new();
     let mut networks = Vec::new();
@@ -79,8 +84,18 @@ pub fn render(inv: &Inventory, node: &Node, dir: &str, out: &mut Rendered) -> Re
     // The link the production network rides on: a NIC, a bond, or eth1 (legacy).
     let carrier_unit = "20-production";
     let mut carrier = match node.production_macs.as_slice() {
-        [] => Network::new("production NIC by kernel name (legacy)".into(), carrier_unit, "Name", "eth1"),
-        [mac] => Network::new("production NIC".into(), carrier_unit, "PermanentMACAddress", mac.as_str()),
+        [] => Network::new(
+            "production NIC by kernel name (legacy)".into(),
+            carrier_unit,
+            "Name",
+            "eth1",
+        ),
+        [mac] => Network::new(
+            "production NIC".into(),
+            carrier_unit,
+            "PermanentMACAddress",
+            mac.as_str(),
+        ),
         macs => {
             let mode = prod.bond_mode;
             netdevs.push(Netdev {
@@ -122,7 +137,7 @@ pub fn render(inv: &Inventory, node: &Node, dir: &str, out: &mut Rendered) -> Re
                 lacp: false,
                 vlan_id: Some(id),
             });
-            carrier.vlans = nix::string_list(&[name.clone()]);
+            carrier.vlans = nix::string_list(std::slice::from_ref(&name));
             // The tagged VLAN carries the address; the untagged link only needs to be up.
             carrier.required_for_online = nix::string("carrier");
             networks.push(carrier);
@@ -149,7 +164,11 @@ pub fn render(inv: &Inventory, node: &Node, dir: &str, out: &mut Rendered) -> Re
         domain: nix::string(&inv.cluster.domain),
         legacy: node.production_macs.is_empty(),
         nameservers: nix::string_list(
-            &prod.nameservers.iter().map(|n| n.to_string()).collect::<Vec<_>>(),
+            &prod
+                .nameservers
+                .iter()
+                .map(|n| n.to_string())
+                .collect::<Vec<_>>(),
         ),
         netdevs,
         networks,

@@ -60,9 +60,13 @@ pub(super) fn read_node(r: &mut Reader<'_>, item: &Item, index: usize) -> Node {
         get(entries, "production_ip").and_then(|i| r.ipv4(i, &f("production_ip"), node));
     let production_macs = match get(entries, "production_macs") {
         Some(i) => r
-            .array(i, &f("production_macs"), node, "MAC addresses", |r, it, p, n| {
-                r.parsed::<Mac>(it, p, n)
-            })
+            .array(
+                i,
+                &f("production_macs"),
+                node,
+                "MAC addresses",
+                |r, it, p, n| r.parsed::<Mac>(it, p, n),
+            )
             .unwrap_or_default(),
         None => Vec::new(),
     };
