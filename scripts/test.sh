@@ -25,6 +25,9 @@ PACKAGES=(
   busybox-static     # the PXE test initrd
   linux-image-amd64  # the PXE test kernel
   iproute2           # network namespaces, bridge, tap
+  openssh-server     # sshd standing in for a node's initrd in the unlock test
+  openssh-client     # ssh, ssh-keygen: plasmagen unlock, and the host keys plasma-pki writes
+  git                # hardware reports in a git flake (generate warns about untracked ones)
 )
 
 missing=()
@@ -41,7 +44,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $SUDO apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
   # Debian starts the daemons it installs; the tests run their own copies.
-  for svc in isc-dhcp-server kea-dhcp4-server dnsmasq; do
+  for svc in isc-dhcp-server kea-dhcp4-server dnsmasq ssh; do
     $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
   done
 fi

@@ -16,6 +16,7 @@ pub mod output;
 pub mod release;
 pub mod pki;
 pub mod render;
+pub mod unlock;
 pub mod validate;
 
 pub use error::Error;

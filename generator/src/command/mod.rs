@@ -8,6 +8,7 @@ pub mod generate;
 pub mod mark_installed;
 pub mod reprovision;
 pub mod status;
+pub mod unlock;
 
 use clap::{Parser, Subcommand};
 
@@ -18,7 +19,7 @@ Exit codes:
   0   success (dry-run: nothing would change)
   1   dry-run: changes pending
   2   invalid input (inventory, arguments, refused layout, unreadable CA); nothing was written
-  69  the collector could not be reached or failed (status, mark-installed, reprovision, discovered)
+  69  unreachable or failing: the collector (status, mark-installed, reprovision, discovered), a node's initrd (unlock)
   70  internal error (a bug: please report it)
   74  I/O error writing the output";
 
@@ -62,6 +63,9 @@ pub enum Command {
     Reprovision(reprovision::Args),
     /// Operator: discovered machines whose MAC is in no inventory node, as `[[nodes]]` entries.
     Discovered(discovered::Args),
+    /// Operator: send a luks-lvm node's passphrase to its initrd SSH prompt (host key pinned).
+    #[command(after_help = unlock::HELP)]
+    Unlock(unlock::Args),
 }
 
 /// What a successful command asks `main` to exit with.
@@ -81,6 +85,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Reprovision(args) => reprovision::run(&args),
         Command::Discovered(args) => discovered::run(&args),
         Command::Certs(args) => certs::run(&args),
+        Command::Unlock(args) => unlock::run(&args),
     }
 }
 
