@@ -401,6 +401,32 @@ fn shellcheck_accepts_every_script_for_the_runbook_and_a_large_fleet() {
 }
 
 #[test]
+fn provision_dry_run_of_a_luks_node_uploads_the_key_and_unlocks_after_the_install() {
+    let inventory = fs::read_to_string(repo_root().join("examples/runbook.toml"))
+        .unwrap()
+        .replacen(
+            "production_macs = [\"52:54:00:12:35:59\"]",
+            "production_macs = [\"52:54:00:12:35:59\"]\ndisk_layout = \"luks-lvm\"",
+            1,
+        );
+    assert!(inventory.contains("luks-lvm"));
+    let env = Env::new(&inventory);
+    let o = run(env
+        .script("provision.sh")
+        .args(["--dry-run", "--no-power", "node04"]));
+    assert!(o.status.success(), "{}", show(&o));
+    let out = env.placeholders(&text(&o.stdout));
+    let install = out
+        .find("nixos-anywhere --flake {flake}#node04 --extra-files {secrets}/nodes/node04 --disk-encryption-keys /tmp/secret.key {secrets}/luks/node04.key root@10.0.100.60")
+        .unwrap_or_else(|| panic!("{out}"));
+    let unlock = out
+        .find("plasmagen unlock {root}/out node04 --secrets {secrets} --wait 900")
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(install < unlock, "{out}");
+    assert!(env.calls().is_empty());
+}
+
+#[test]
 fn provision_dry_run_prints_the_commands_and_runs_none() {
     let env = Env::runbook();
     let o =
