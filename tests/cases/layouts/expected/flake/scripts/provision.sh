@@ -190,7 +190,9 @@ Provision nodes of cluster $CLUSTER. For each node: when the inventory gives a B
 'chassis power on' ('power cycle' when it is already on); wait for SSH on the node's
 provisioning IP; 'nixos-anywhere --flake FLAKE#NODE --extra-files SECRETS/nodes/NODE'
 (plus --disk-encryption-keys for luks-lvm nodes); then 'plasmagen mark-installed NODE'
-so the collector stops serving the installer to it (skipped when plasmagen is not on PATH).
+so the collector stops serving the installer to it (skipped when plasmagen is not on PATH);
+for luks-lvm nodes then 'plasmagen unlock OUT NODE --wait SSH_TIMEOUT', which answers the
+initrd's passphrase prompt so the installed system boots.
 
   --bootstrap          the bootstrap members, in parallel (runbook 5.4 Step 4.3)
   NODE...              these nodes, one after the other
@@ -339,6 +341,21 @@ mark_installed() {
   fi
 }
 
+# A luks-lvm node boots the installed system into its initrd, which waits for the passphrase
+# on SSH port 2222 (boot.nix, luks_unlock = "initrd-ssh"): answer it with the pinned host key.
+unlock_root() {
+  local host=$1
+  local cmd=(plasmagen unlock "$(dirname -- "$FLAKE_DIR")" "$host" --secrets "$SECRETS_DIR" --wait "$SSH_TIMEOUT")
+  if ((DRY_RUN)); then
+    show "${cmd[@]}"
+  elif ! command -v plasmagen >/dev/null 2>&1; then
+    warn "$host: plasmagen is not on PATH; run '${cmd[*]}' or the node waits for its passphrase"
+    return 1
+  else
+    "${cmd[@]}"
+  fi
+}
+
 # Everything for one node; on failure the last line says which step failed.
 provision_one() {
   local i=$1 host=${NODE_NAME[$1]} ip=${NODE_PROV_IP[$1]} args
@@ -356,6 +373,9 @@ provision_one() {
   run nixos-anywhere "${args[@]}" "${EXTRA[@]}" "root@$ip" ||
     { log "$host: FAILED: nixos-anywhere (exit $?)"; return 1; }
   mark_installed "$host"
+  if [[ ${NODE_LAYOUT[i]} == luks-lvm ]]; then
+    unlock_root "$host" || { log "$host: FAILED: unlocking its root (plasmagen unlock)"; return 1; }
+  fi
   ((DRY_RUN)) || log "$host: installed"
 }
 
