@@ -481,3 +481,59 @@ fn a_facter_report_is_used_only_where_the_release_has_the_option() {
     let without = eval("{ }");
     assert!(without.get("hardware").is_none(), "{without}");
 }
+
+#[test]
+fn firewall_tables_admit_operators_to_the_admin_apis_and_keep_raft_inside() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = generate(&repo_root().join("examples/mixed.toml"), dir.path());
+    assert!(o.status.success());
+    let flake = dir.path().join("flake");
+    let cp = std::fs::read_to_string(flake.join("firewall/control-plane.nft")).unwrap();
+    // Management (10.0.10.0/24) is where verify, rollout and decommission run (runbook 10.4).
+    assert!(
+        cp.contains("tcp dport { 2379, 2479 } ip saddr { 10.0.200.0/24, 10.0.10.0/24 } accept"),
+        "{cp}"
+    );
+    assert!(
+        cp.contains("tcp dport { 2380, 2381, 2480 } ip saddr 10.0.200.0/24 accept"),
+        "{cp}"
+    );
+    assert!(
+        cp.contains("tcp dport 22 ip saddr 10.0.10.0/24 accept"),
+        "{cp}"
+    );
+    let worker = std::fs::read_to_string(flake.join("firewall/worker.nft")).unwrap();
+    assert!(
+        worker.contains("tcp dport { 2379 } ip saddr { 10.0.200.0/24, 10.0.10.0/24 }"),
+        "{worker}"
+    );
+
+    // The provisioning server loads its own file as one table of its own.
+    let harness = repo_root().join("nix/tests/as-module.nix");
+    let pxe = nix_eval(
+        &flake,
+        &format!(
+            "(import {} {{ path = ./pxe-server.nix; }}).config",
+            harness.display()
+        ),
+    );
+    let nft = &pxe["networking"]["nftables"];
+    assert_eq!(nft["enable"], json!(true));
+    assert!(
+        nft.get("ruleset").is_none() && nft.get("flushRuleset").is_none(),
+        "{nft}"
+    );
+    let table = &nft["tables"]["plasmacloud-pxe"];
+    assert_eq!(table["family"], json!("inet"));
+    assert_eq!(
+        table["content"].as_str().unwrap(),
+        std::fs::read_to_string(flake.join("firewall/pxe-server.nft")).unwrap()
+    );
+    assert_eq!(
+        pxe["services"]["centra-pxe-server"]["interface"],
+        json!("enp1s0")
+    );
+    // A module for the operator's host: it must not take over the host's identity.
+    assert!(pxe["networking"].get("hostName").is_none());
+    assert!(pxe.get("system").is_none() && pxe.get("boot").is_none());
+}
