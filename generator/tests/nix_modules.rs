@@ -280,6 +280,11 @@ fn check_network(node: &Node, inv: &Inventory, v: &Value) {
         json!([format!("{}/24", node.provisioning_ip)])
     );
     assert!(prov.get("gateway").is_none());
+    assert_eq!(
+        prov["linkConfig"]["RequiredForOnline"],
+        json!("no"),
+        "{host}"
+    );
     // Every production NIC is matched by its permanent MAC, never by a kernel name.
     let matched: Vec<&str> = nets
         .values()
@@ -333,10 +338,15 @@ fn check_network(node: &Node, inv: &Inventory, v: &Value) {
             bond["bondConfig"]["Mode"],
             json!(inv.production.bond_mode.as_str())
         );
-        let members = nets
+        let members: Vec<&Value> = nets
             .values()
             .filter(|n| n["networkConfig"]["Bond"] == json!("bond0"))
-            .count();
+            .collect();
+        // A member without link must not hold network-online.target; the bond must come up.
+        for m in &members {
+            assert_eq!(m["linkConfig"]["RequiredForOnline"], json!("no"), "{host}");
+        }
+        let members = members.len();
         assert_eq!(members, node.production_macs.len(), "{host}");
     } else {
         assert!(

@@ -52,7 +52,9 @@
         matchConfig.{{ n.match_key }} = {{ n.match_value }};
 {%- if let Some(bond) = n.bond %}
         networkConfig.Bond = {{ bond }};
-        linkConfig.RequiredForOnline = "enslaved";
+        # The bond is what must come up: one member without link must not hold boot for
+        # wait-online's timeout (that is what a bond is for).
+        linkConfig.RequiredForOnline = "no";
 {%- else %}
 {%- if !n.vlans.is_empty() %}
         vlan = {{ n.vlans }};

@@ -79,6 +79,9 @@ pub fn render(
         "{}/{}",
         node.provisioning_ip, inv.provisioning.subnet.prefix
     )]);
+    // The provisioning network is temporary (runbook 3.5): the node is online when its
+    // production network is, not when a PXE cable still happens to be plugged in.
+    provisioning.required_for_online = nix::string("no");
     networks.push(provisioning);
 
     // The link the production network rides on: a NIC, a bond, or eth1 (legacy).

@@ -22,7 +22,7 @@
         matchConfig.PermanentMACAddress = "52:54:00:aa:00:02";
         address = [ "192.168.50.11/24" ];
         networkConfig.LinkLocalAddressing = "no";
-        linkConfig.RequiredForOnline = "routable";
+        linkConfig.RequiredForOnline = "no";
       };
       # production NIC by kernel name (legacy)
       "20-production" = {

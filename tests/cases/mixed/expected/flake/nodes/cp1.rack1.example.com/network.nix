@@ -27,7 +27,7 @@
         matchConfig.PermanentMACAddress = "52:54:00:20:00:01";
         address = [ "10.0.100.50/24" ];
         networkConfig.LinkLocalAddressing = "no";
-        linkConfig.RequiredForOnline = "routable";
+        linkConfig.RequiredForOnline = "no";
       };
       # production NIC
       "20-production" = {

@@ -27,7 +27,7 @@
         matchConfig.PermanentMACAddress = "52:54:00:20:00:05";
         address = [ "10.0.100.81/24" ];
         networkConfig.LinkLocalAddressing = "no";
-        linkConfig.RequiredForOnline = "routable";
+        linkConfig.RequiredForOnline = "no";
       };
       # production NIC
       "20-production" = {

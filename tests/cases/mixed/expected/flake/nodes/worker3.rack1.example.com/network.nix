@@ -39,19 +39,23 @@
         matchConfig.PermanentMACAddress = "52:54:00:20:00:06";
         address = [ "10.0.100.82/24" ];
         networkConfig.LinkLocalAddressing = "no";
-        linkConfig.RequiredForOnline = "routable";
+        linkConfig.RequiredForOnline = "no";
       };
       # bond0 member 1 of 2
       "20-bond0-member0" = {
         matchConfig.PermanentMACAddress = "3c:fd:fe:00:06:00";
         networkConfig.Bond = "bond0";
-        linkConfig.RequiredForOnline = "enslaved";
+        # The bond is what must come up: one member without link must not hold boot for
+        # wait-online's timeout (that is what a bond is for).
+        linkConfig.RequiredForOnline = "no";
       };
       # bond0 member 2 of 2
       "20-bond0-member1" = {
         matchConfig.PermanentMACAddress = "3c:fd:fe:00:06:01";
         networkConfig.Bond = "bond0";
-        linkConfig.RequiredForOnline = "enslaved";
+        # The bond is what must come up: one member without link must not hold boot for
+        # wait-online's timeout (that is what a bond is for).
+        linkConfig.RequiredForOnline = "no";
       };
       # bond0 (802.3ad)
       "30-bond0" = {

@@ -18,7 +18,7 @@
         matchConfig.PermanentMACAddress = "52:54:00:12:34:56";
         address = [ "10.0.100.50/24" ];
         networkConfig.LinkLocalAddressing = "no";
-        linkConfig.RequiredForOnline = "routable";
+        linkConfig.RequiredForOnline = "no";
       };
       # production NIC
       "20-production" = {

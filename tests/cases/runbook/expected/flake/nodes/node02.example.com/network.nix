@@ -18,7 +18,7 @@
         matchConfig.PermanentMACAddress = "52:54:00:12:34:57";
         address = [ "10.0.100.51/24" ];
         networkConfig.LinkLocalAddressing = "no";
-        linkConfig.RequiredForOnline = "routable";
+        linkConfig.RequiredForOnline = "no";
       };
       # production NIC
       "20-production" = {

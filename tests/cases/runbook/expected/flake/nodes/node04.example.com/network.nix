@@ -18,7 +18,7 @@
         matchConfig.PermanentMACAddress = "52:54:00:12:34:59";
         address = [ "10.0.100.60/24" ];
         networkConfig.LinkLocalAddressing = "no";
-        linkConfig.RequiredForOnline = "routable";
+        linkConfig.RequiredForOnline = "no";
       };
       # production NIC
       "20-production" = {
