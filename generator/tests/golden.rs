@@ -70,6 +70,11 @@ fn every_layout_and_role() {
 }
 
 #[test]
+fn every_firmware_and_layout_with_single_and_bonded_nics() {
+    check_case("every-combination");
+}
+
+#[test]
 fn mixed_firmware_layouts_bonds_and_vlan() {
     check_case_of("mixed", &repo_root().join("examples/mixed.toml"));
 }
@@ -90,7 +95,7 @@ fn every_case_directory_is_tested() {
     names.sort();
     assert_eq!(
         names,
-        ["layouts", "mixed", "runbook"],
+        ["every-combination", "layouts", "mixed", "runbook"],
         "add a #[test] for each new case"
     );
 }
