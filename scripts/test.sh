@@ -25,6 +25,8 @@ PACKAGES=(
   busybox-static     # the PXE test initrd
   linux-image-amd64  # the PXE test kernel
   iproute2           # network namespaces, bridge, tap
+  gdisk              # sgdisk: GPT of the PXE test's UEFI installed-system disk
+  mtools             # mformat/mmd/mcopy: that disk's EFI System Partition (FAT)
   openssh-server     # sshd standing in for a node's initrd in the unlock test
   openssh-client     # ssh, ssh-keygen: plasmagen unlock, and the host keys plasma-pki writes
   git                # hardware reports in a git flake (generate warns about untracked ones)

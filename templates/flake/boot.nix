@@ -11,9 +11,12 @@
   boot.initrd.systemd.enable = true;
 {%- if systemd_boot %}
 
-  # UEFI with one ESP: systemd-boot.
+  # UEFI with one ESP: systemd-boot. The firmware's boot order is left alone (bootctl
+  # --no-variables): the network stays first, so the collector decides every boot (local disk
+  # for an installed node, a reinstall after `plasmagen reprovision`), and the firmware finds
+  # systemd-boot at the removable-media path \EFI\BOOT\BOOTX64.EFI that bootctl also installs.
   boot.loader.systemd-boot.enable = true;
-  boot.loader.efi.canTouchEfiVariables = true;
+  boot.loader.efi.canTouchEfiVariables = false;
 {%- else %}
 
   # GRUB, installed on every disk: disko adds each disk with an EF02 partition to

@@ -7,9 +7,10 @@
 
 use std::time::{Duration, Instant};
 
+use plasma_tests::e2e::efi_disk::LOCAL_DISK_BOOTED_UEFI;
 use plasma_tests::e2e::lab::{self, Lab, NODE01_IP, NODE01_MAC, PXE_SERVER};
 use plasma_tests::e2e::tools::{self, Tools};
-use plasma_tests::e2e::vm::{Firmware, LOCAL_DISK_BOOTED, Vm, local_disk_mbr};
+use plasma_tests::e2e::vm::{Disk, Firmware, LOCAL_DISK_BOOTED, Vm};
 use plasma_tests::e2e::{initrd, poll};
 use plasmagen::collector::view::{FleetView, NodeView};
 
@@ -159,6 +160,34 @@ fn assert_reservation_acks(lab: &Lab, n: usize) {
     );
 }
 
+/// After an installed node's local boot: no netboot image, kernel or new discovery report
+/// followed. Waits a few seconds first: a wrong fallback to the installer would fetch the
+/// kernel within seconds.
+fn assert_not_reinstalled(lab: &Lab, vm: &Vm, reports: u64, kernels_served: usize) {
+    std::thread::sleep(Duration::from_secs(5));
+    let serial = vm.serial_text();
+    assert!(
+        !serial.contains("netboot.ipxe"),
+        "an installed node chained the netboot image\n{}",
+        vm.diagnose()
+    );
+    assert!(
+        !serial.contains("Linux version"),
+        "an installed node booted the netboot kernel\n{}",
+        vm.diagnose()
+    );
+    assert_eq!(
+        node01_reports(lab),
+        reports,
+        "an installed node reported discovery again"
+    );
+    assert_eq!(
+        lab.log("httpd").matches("bzImage").count(),
+        kernels_served,
+        "kernel served again"
+    );
+}
+
 #[test]
 fn pxe_boot_reports_to_the_collector() {
     tools::require_privileges().unwrap_or_else(|e| panic!("{e}"));
@@ -240,7 +269,7 @@ fn pxe_boot_reports_to_the_collector() {
             Firmware::Bios,
             NODE01_MAC,
             "E2EBIOS01",
-            Some(local_disk_mbr()),
+            Disk::Mbr,
         )
         .unwrap_or_else(|e| panic!("{e}"));
     vm.wait_serial("node01 is installed, booting from local disk", BOOT_TIMEOUT)
@@ -252,27 +281,7 @@ fn pxe_boot_reports_to_the_collector() {
         "e2e: installed node01 booted its local disk {:.1}s after power-on",
         local.as_secs_f64()
     );
-    // Give a wrong fallback time to show (a netboot would fetch the kernel within seconds).
-    std::thread::sleep(Duration::from_secs(5));
-    let serial = vm.serial_text();
-    assert!(
-        !serial.contains("netboot.ipxe"),
-        "an installed node chained the netboot image"
-    );
-    assert!(
-        !serial.contains("Linux version"),
-        "an installed node booted the netboot kernel"
-    );
-    assert_eq!(
-        node01_reports(&lab),
-        reports,
-        "an installed node reported discovery again"
-    );
-    assert_eq!(
-        lab.log("httpd").matches("bzImage").count(),
-        kernels_served,
-        "kernel served again"
-    );
+    assert_not_reinstalled(&lab, &vm, reports, kernels_served);
     drop(vm);
 
     // 3b. Installed, but the local disk does not boot (blank, or a broken bootloader): the
@@ -283,13 +292,13 @@ fn pxe_boot_reports_to_the_collector() {
             Firmware::Bios,
             NODE01_MAC,
             "E2EBLANK01",
-            None,
+            Disk::Blank,
         )
         .unwrap_or_else(|e| panic!("{e}"));
     vm.wait_serial("node01 is installed, booting from local disk", BOOT_TIMEOUT)
         .unwrap_or_else(|e| panic!("{e}"));
     vm.wait_serial(
-        "installed machine, not reinstalling",
+        "handing node01 back to the firmware's next boot device",
         Duration::from_secs(60),
     )
     .unwrap_or_else(|e| panic!("{e}"));
@@ -299,7 +308,65 @@ fn pxe_boot_reports_to_the_collector() {
         !serial.contains("netboot.ipxe") && !serial.contains("Linux version"),
         "a failed local boot fell through to the installer:\n{serial}"
     );
+    // boot.ipxe passes the hand-back on instead of reporting a failed chain.
+    assert!(
+        !serial.contains("installed machine, not reinstalling"),
+        "{serial}"
+    );
     assert_eq!(node01_reports(&lab), reports, "no new discovery report");
+    drop(vm);
+
+    // 3c. Installed, UEFI: iPXE cannot boot a disk itself, so the local-boot script exits
+    //     (and boot.ipxe after it) back to OVMF, which goes on down its boot order to the disk
+    //     (bootindex 2): GPT, an EFI System Partition with \EFI\BOOT\BOOTX64.EFI standing in
+    //     for the installed system. OVMF tries the NIC's UEFI HTTP boot entry first, which
+    //     waits about a minute for a DHCP offer naming an HTTP URI.
+    let mut vm = lab
+        .boot_disk(
+            "node01-installed",
+            Firmware::Uefi,
+            NODE01_MAC,
+            "E2EUEFI01",
+            Disk::Esp,
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    vm.wait_serial("node01 is installed, booting from local disk", BOOT_TIMEOUT)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let handed_back = vm
+        .wait_serial(
+            "handing node01 back to the firmware's next boot device (the local disk)",
+            Duration::from_secs(30),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    let local = vm
+        .wait_serial(LOCAL_DISK_BOOTED_UEFI, Duration::from_secs(150))
+        .unwrap_or_else(|e| panic!("{e}"));
+    println!(
+        "e2e: installed node01 (UEFI) handed back to the firmware {:.1}s, booted its local disk \
+         {:.1}s after power-on",
+        handed_back.as_secs_f64(),
+        local.as_secs_f64()
+    );
+    let serial = vm.serial_text();
+    // In this order: the local-boot script exits (boot.ipxe passes that on without falling
+    // back to the installer or reporting a failure), OVMF starts the disk's boot entry ("UEFI Misc Device" is its name for the
+    // virtio disk), the disk's EFI program runs.
+    let steps = [
+        "back to the firmware's next boot device (the local disk)",
+        "BdsDxe: starting Boot",
+        "\"UEFI Misc Device\" from",
+        LOCAL_DISK_BOOTED_UEFI,
+    ];
+    let at: Vec<Option<usize>> = steps.iter().map(|s| serial.rfind(s)).collect();
+    assert!(
+        at.iter().all(Option::is_some) && at.is_sorted(),
+        "expected {steps:?} in this order on the console:\n{serial}"
+    );
+    assert!(
+        !serial.contains("installed machine, not reinstalling"),
+        "a deliberate hand-back reported as a failed boot:\n{serial}"
+    );
+    assert_not_reinstalled(&lab, &vm, reports, kernels_served);
     drop(vm);
 
     // 4. An unknown MAC boots the discovery script and shows up in `plasmagen discovered`.

@@ -369,6 +369,19 @@ impl Inventory {
         node.fqdn(&self.cluster)
     }
 
+    /// The node's provisioning address with its prefix, `10.0.100.50/24`.
+    pub fn provisioning_address(&self, node: &Node) -> String {
+        format!(
+            "{}/{}",
+            node.provisioning_ip, self.provisioning.subnet.prefix
+        )
+    }
+
+    /// The node's production address with its prefix, `10.0.200.10/24`.
+    pub fn production_address(&self, node: &Node) -> String {
+        format!("{}/{}", node.production_ip, self.production.subnet.prefix)
+    }
+
     /// Subnet SSH is allowed from on cluster nodes.
     pub fn ssh_source(&self) -> Cidr {
         self.management_subnet.unwrap_or(self.provisioning.subnet)

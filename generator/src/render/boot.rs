@@ -76,10 +76,7 @@ pub fn render(
         unlock_ssh,
         provisioning_ip: node.provisioning_ip.to_string(),
         provisioning_mac: nix::string(node.mac.as_str()),
-        provisioning_address: nix::string(&format!(
-            "{}/{}",
-            node.provisioning_ip, inv.provisioning.subnet.prefix
-        )),
+        provisioning_address: nix::string(&inv.provisioning_address(node)),
         ssh_port: INITRD_SSH_PORT,
         ssh_keys: nix::string_list(&inv.cluster.ssh_authorized_keys),
         host_key: nix::string(&format!("/{INITRD_HOST_KEY}")),

@@ -75,10 +75,7 @@ pub fn render(
         "PermanentMACAddress",
         node.mac.as_str(),
     );
-    provisioning.addresses = nix::string_list(&[format!(
-        "{}/{}",
-        node.provisioning_ip, inv.provisioning.subnet.prefix
-    )]);
+    provisioning.addresses = nix::string_list(&[inv.provisioning_address(node)]);
     // The provisioning network is temporary (runbook 3.5): the node is online when its
     // production network is, not when a PXE cable still happens to be plugged in.
     provisioning.required_for_online = nix::string("no");
@@ -127,7 +124,7 @@ pub fn render(
             )
         }
     };
-    let address = nix::string_list(&[format!("{}/{}", node.production_ip, prod.subnet.prefix)]);
+    let address = nix::string_list(&[inv.production_address(node)]);
     let gateway = nix::string_list(&[prod.gateway.to_string()]);
     match prod.vlan {
         Some(id) => {

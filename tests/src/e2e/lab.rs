@@ -12,7 +12,7 @@ use tempfile::TempDir;
 
 use super::netns::{Daemon, Netns};
 use super::tools::Tools;
-use super::vm::{Firmware, Vm, VmSpec};
+use super::vm::{Disk, Firmware, Vm, VmSpec};
 use super::{Result, diag_dir, initrd, poll, tail};
 
 pub const PXE_SERVER: &str = "10.0.100.10";
@@ -337,20 +337,20 @@ impl Lab {
 
     /// Powers on a machine with a blank disk on the lab's tap device.
     pub fn boot(&self, name: &str, firmware: Firmware, mac: &str, disk_serial: &str) -> Result<Vm> {
-        self.boot_disk(name, firmware, mac, disk_serial, None)
+        self.boot_disk(name, firmware, mac, disk_serial, Disk::Blank)
     }
 
-    /// Powers on a machine whose disk starts with `mbr`.
+    /// Powers on a machine whose disk holds `disk`.
     pub fn boot_disk(
         &self,
         name: &str,
         firmware: Firmware,
         mac: &str,
         disk_serial: &str,
-        mbr: Option<[u8; 512]>,
+        disk: Disk,
     ) -> Result<Vm> {
         let spec = VmSpec {
-            disk_mbr: mbr,
+            disk,
             name: format!("{name}-{}", firmware.as_str()),
             firmware,
             mac: mac.to_string(),

@@ -8,6 +8,7 @@
 
 pub mod cpio;
 pub mod dhcp;
+pub mod efi_disk;
 pub mod initrd;
 pub mod lab;
 pub mod netns;

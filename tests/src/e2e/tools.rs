@@ -24,6 +24,11 @@ pub struct Tools {
     /// A packaged kernel and its modules directory.
     pub kernel: PathBuf,
     pub modules: PathBuf,
+    /// GPT and FAT tools for the UEFI installed-system disk (efi_disk.rs).
+    pub sgdisk: PathBuf,
+    pub mformat: PathBuf,
+    pub mmd: PathBuf,
+    pub mcopy: PathBuf,
 }
 
 /// The Debian packages the lab needs (for docs and messages).
@@ -37,6 +42,8 @@ pub const PACKAGES: &[&str] = &[
     "busybox-static",
     "linux-image-amd64",
     "iproute2",
+    "gdisk",
+    "mtools",
 ];
 
 /// `name` on `PATH`, or in the system directories a non-root `PATH` may lack.
@@ -116,6 +123,10 @@ impl Tools {
             "ovmf",
             file("/usr/share/OVMF/OVMF_VARS.fd"),
         );
+        let sgdisk = need("sgdisk", "gdisk", which("sgdisk"));
+        let mformat = need("mformat", "mtools", which("mformat"));
+        let mmd = need("mmd", "mtools", which("mmd"));
+        let mcopy = need("mcopy", "mtools", which("mcopy"));
         // QEMU's NIC option ROMs (the iPXE the BIOS machine's NIC boots).
         need(
             "/usr/lib/ipxe/qemu/efi-virtio.rom",
@@ -162,6 +173,10 @@ impl Tools {
             ovmf_vars,
             kernel,
             modules,
+            sgdisk,
+            mformat,
+            mmd,
+            mcopy,
         })
     }
 }

@@ -35,8 +35,20 @@ pub struct VmSpec {
     pub tap: String,
     pub disk_serial: String,
     pub disk_bytes: u64,
-    /// First sector of the disk; `None` leaves it blank (not bootable).
-    pub disk_mbr: Option<[u8; 512]>,
+    pub disk: Disk,
+}
+
+/// What the machine's disk holds.
+#[derive(Debug, Clone)]
+pub enum Disk {
+    /// Zeroes: nothing bootable.
+    Blank,
+    /// [`local_disk_mbr`] as its first sector: a BIOS boot sector printing
+    /// [`LOCAL_DISK_BOOTED`].
+    Mbr,
+    /// GPT with an EFI System Partition holding `\EFI\BOOT\BOOTX64.EFI`
+    /// ([`super::efi_disk`]), which prints [`super::efi_disk::LOCAL_DISK_BOOTED_UEFI`].
+    Esp,
 }
 
 /// Printed on COM1 by [`local_disk_mbr`]'s boot code.
@@ -80,12 +92,16 @@ impl Vm {
     /// Starts the machine inside `ns`; `work` holds its disk image and UEFI variable store.
     pub fn start(ns: &Netns, tools: &Tools, spec: VmSpec, work: &Path, diag: &Path) -> Result<Vm> {
         let disk = work.join(format!("{}.img", spec.name));
-        let f = std::fs::File::create(&disk).map_err(|e| format!("{}: {e}", disk.display()))?;
-        f.set_len(spec.disk_bytes).map_err(|e| e.to_string())?;
-        if let Some(mbr) = &spec.disk_mbr {
-            use std::io::Write;
-            (&f).write_all(mbr)
-                .map_err(|e| format!("{}: {e}", disk.display()))?;
+        if let Disk::Esp = spec.disk {
+            super::efi_disk::build(tools, &disk, spec.disk_bytes)?;
+        } else {
+            let f = std::fs::File::create(&disk).map_err(|e| format!("{}: {e}", disk.display()))?;
+            f.set_len(spec.disk_bytes).map_err(|e| e.to_string())?;
+            if let Disk::Mbr = spec.disk {
+                use std::io::Write;
+                (&f).write_all(&local_disk_mbr())
+                    .map_err(|e| format!("{}: {e}", disk.display()))?;
+            }
         }
         let serial = diag.join(format!("{}.serial.log", spec.name));
         let _ = std::fs::remove_file(&serial);
@@ -120,7 +136,14 @@ impl Vm {
                     ))
                     // No option ROM: OVMF's own PXE client loads ipxe.efi over TFTP.
                     .arg("-device")
-                    .arg(format!("{nic},romfile="));
+                    .arg(format!("{nic},romfile="))
+                    // Debian's OVMF has an IPv6 network stack (upstream's default build has
+                    // none); on it, Debian 12's iPXE (2019) hangs when it exits (`exit 1` of an
+                    // installed node's local boot): removing its network interface never
+                    // completes, so the firmware never tries the disk. iPXE fixed this in
+                    // November 2020 (ipxe/ipxe#170, "Allow initialisation via SNP interface
+                    // even while claimed"); NixOS's iPXE has the fix. No IPv6 stack here.
+                    .args(["-fw_cfg", "name=opt/org.tianocore/IPv6Support,string=no"]);
             }
         }
         cmd.arg("-drive")

@@ -8,9 +8,12 @@
   # scripted initrd is deprecated; 25.11 gets the same initrd.
   boot.initrd.systemd.enable = true;
 
-  # UEFI with one ESP: systemd-boot.
+  # UEFI with one ESP: systemd-boot. The firmware's boot order is left alone (bootctl
+  # --no-variables): the network stays first, so the collector decides every boot (local disk
+  # for an installed node, a reinstall after `plasmagen reprovision`), and the firmware finds
+  # systemd-boot at the removable-media path \EFI\BOOT\BOOTX64.EFI that bootctl also installs.
   boot.loader.systemd-boot.enable = true;
-  boot.loader.efi.canTouchEfiVariables = true;
+  boot.loader.efi.canTouchEfiVariables = false;
 
   # Drivers for the provisioning NIC in the initrd (a facter.json adds the exact one).
   boot.initrd.availableKernelModules = [ "e1000" "e1000e" "igb" "ixgbe" "i40e" "ice" "bnxt_en" "bnx2x" "tg3" "mlx4_core" "mlx4_en" "mlx5_core" "r8169" "virtio_net" ];
