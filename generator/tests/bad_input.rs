@@ -114,7 +114,11 @@ fn unknown_field_with_did_you_mean() {
 
 #[test]
 fn missing_field() {
-    let s = rejected_toml(&edit(&base(), "state_version = \"26.05\"", "# no state_version"));
+    let s = rejected_toml(&edit(
+        &base(),
+        "state_version = \"26.05\"",
+        "# no state_version",
+    ));
     assert_has(&s, &["cluster.state_version", "missing required field"]);
 }
 

@@ -106,7 +106,11 @@ fn check_boot(node: &Node, inv: &Inventory, v: &Value) {
     if uefi && !raid {
         assert_eq!(loader["systemd-boot"]["enable"], json!(true), "{host}");
         // Never reorder the firmware's boot entries: network stays first (collector decides).
-        assert_eq!(loader["efi"]["canTouchEfiVariables"], json!(false), "{host}");
+        assert_eq!(
+            loader["efi"]["canTouchEfiVariables"],
+            json!(false),
+            "{host}"
+        );
         assert!(loader.get("grub").is_none(), "{host}: {loader}");
     } else {
         assert!(loader.get("systemd-boot").is_none(), "{host}: {loader}");
