@@ -28,6 +28,6 @@ TOML
 for i in $(seq 1 "$n"); do
   if [ "$i" -le 3 ]; then role=control-plane; name=$(printf 'cp%04d' "$i"); else role=worker; name=$(printf 'w%04d' "$i"); fi
   hi=$(( (i + 256) / 256 )); lo=$(( (i + 256) % 256 ))
-  printf '\n[[nodes]]\nhostname = "%s"\nrole = "%s"\nmac = "52:54:00:00:%02x:%02x"\nprovisioning_ip = "10.0.%d.%d"\nproduction_ip = "10.1.%d.%d"\ndisks = ["/dev/disk/by-id/nvme-bench-%04d"]\n' \
-    "$name" "$role" $(( i / 256 )) $(( i % 256 )) "$hi" "$lo" "$hi" "$lo" "$i"
+  printf '\n[[nodes]]\nhostname = "%s"\nrole = "%s"\nmac = "52:54:00:00:%02x:%02x"\nproduction_macs = ["52:54:01:00:%02x:%02x"]\nprovisioning_ip = "10.0.%d.%d"\nproduction_ip = "10.1.%d.%d"\ndisks = ["/dev/disk/by-id/nvme-bench-%04d"]\n' \
+    "$name" "$role" $(( i / 256 )) $(( i % 256 )) $(( i / 256 )) $(( i % 256 )) "$hi" "$lo" "$hi" "$lo" "$i"
 done

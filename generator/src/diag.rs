@@ -48,12 +48,35 @@ impl fmt::Display for Diagnostic {
 
 /// 1-based line and column of a byte offset.
 pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
-    let offset = offset.min(src.len());
-    let before = &src[..offset];
-    let line = before.matches('\n').count() + 1;
-    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
-    let col = before[line_start..].chars().count() + 1;
-    (line, col)
+    LineIndex::new(src).line_col(src, offset)
+}
+
+/// Where each line of a text starts, so that many diagnostics (one per node of a large
+/// fleet) each find their line by binary search instead of rescanning the text.
+#[derive(Debug, Clone)]
+pub struct LineIndex {
+    starts: Vec<usize>,
+}
+
+impl LineIndex {
+    pub fn new(src: &str) -> LineIndex {
+        let starts = std::iter::once(0)
+            .chain(src.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        LineIndex { starts }
+    }
+
+    /// 1-based line and column (in characters) of byte `offset` of `src`, the text this
+    /// index was built from.
+    pub fn line_col(&self, src: &str, offset: usize) -> (usize, usize) {
+        let mut offset = offset.min(src.len());
+        while !src.is_char_boundary(offset) {
+            offset -= 1;
+        }
+        let line = self.starts.partition_point(|&s| s <= offset);
+        let start = self.starts[line - 1];
+        (line, src[start..offset].chars().count() + 1)
+    }
 }
 
 /// Levenshtein distance, for "did you mean" hints on misspelt keys.
@@ -84,6 +107,23 @@ pub fn did_you_mean<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn line_index_agrees_with_a_plain_scan_also_across_multibyte_characters() {
+        let src = "a = 1\nbé = \"ü\"\n\nlast";
+        let index = LineIndex::new(src);
+        for offset in 0..=src.len() + 3 {
+            let o = offset.min(src.len());
+            if !src.is_char_boundary(o) {
+                continue;
+            }
+            let before = &src[..o];
+            let line = before.matches('\n').count() + 1;
+            let start = before.rfind('\n').map_or(0, |i| i + 1);
+            let col = before[start..].chars().count() + 1;
+            assert_eq!(index.line_col(src, offset), (line, col), "offset {offset}");
+        }
+    }
 
     #[test]
     fn line_col_counts_from_one() {

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use super::tree::{self, Entry, Item, Value};
 use super::*;
-use crate::diag::{Diagnostic, Severity, did_you_mean, line_col};
+use crate::diag::{Diagnostic, LineIndex, Severity, did_you_mean, line_col};
 
 const CLUSTER_KEYS: &[&str] = &[
     "name",
@@ -56,6 +56,7 @@ mod node;
 pub(super) struct Reader<'a> {
     file: String,
     src: &'a str,
+    lines: std::cell::OnceCell<LineIndex>,
     pub diags: Vec<Diagnostic>,
     pub broken: BTreeSet<String>,
     pub spans: BTreeMap<String, Range<usize>>,
@@ -72,7 +73,11 @@ impl<'a> Reader<'a> {
     ) {
         let (line, column) = match span {
             Some(s) => {
-                let (l, c) = line_col(self.src, s.start);
+                let src = self.src;
+                let (l, c) = self
+                    .lines
+                    .get_or_init(|| LineIndex::new(src))
+                    .line_col(src, s.start);
                 (Some(l), Some(c))
             }
             None => (None, None),
@@ -345,6 +350,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Parsed, Vec<Diagnostic>> 
     let mut r = Reader {
         file,
         src: text,
+        lines: std::cell::OnceCell::new(),
         diags: Vec::new(),
         broken: BTreeSet::new(),
         spans: BTreeMap::new(),

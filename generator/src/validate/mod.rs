@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use crate::diag::{Diagnostic, Severity, line_col};
+use crate::diag::{Diagnostic, LineIndex, Severity};
 use crate::inventory::{DiskLayout, Parsed};
 
 mod platform;
@@ -13,6 +13,7 @@ mod platform;
 struct Rules<'a> {
     parsed: &'a Parsed,
     out: Vec<Diagnostic>,
+    lines: std::cell::OnceCell<LineIndex>,
 }
 
 impl Rules<'_> {
@@ -38,7 +39,11 @@ impl Rules<'_> {
         }
         let (line, column) = match span {
             Some(s) => {
-                let (l, c) = line_col(&self.parsed.source_text, s.start);
+                let src = &self.parsed.source_text;
+                let (l, c) = self
+                    .lines
+                    .get_or_init(|| LineIndex::new(src))
+                    .line_col(src, s.start);
                 (Some(l), Some(c))
             }
             None => (None, None),
@@ -174,6 +179,7 @@ pub fn validate(parsed: &mut Parsed) {
     let mut rules = Rules {
         parsed,
         out: Vec::new(),
+        lines: std::cell::OnceCell::new(),
     };
     cluster_rules(&mut rules);
     network_rules(&mut rules);
