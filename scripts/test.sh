@@ -30,6 +30,8 @@ PACKAGES=(
   openssh-server     # sshd standing in for a node's initrd in the unlock test
   openssh-client     # ssh, ssh-keygen: plasmagen unlock, and the host keys plasma-pki writes
   git                # hardware reports in a git flake (generate warns about untracked ones)
+  ipmitool           # the IPMI driver, tested against an emulated BMC
+  python3-venv       # the venv of the BMC emulators
 )
 
 missing=()
@@ -50,6 +52,17 @@ if [ "${#missing[@]}" -gt 0 ]; then
     $SUDO systemctl disable --now "$svc" >/dev/null 2>&1 || true
   done
 fi
+
+# BMC emulators the operator tests drive (a venv under target/, so nothing leaks into the
+# system): sushy-tools (Redfish, what Metal3 and Ironic test with) and pyghmi (IPMI over LAN,
+# the base of virtualbmc).
+VENV=target/bmc-venv
+if ! "$VENV/bin/python" -c 'import sushy_tools, pyghmi' 2>/dev/null; then
+  echo "test.sh: installing the BMC emulators into $VENV" >&2
+  python3 -m venv "$VENV"
+  "$VENV/bin/pip" install -q 'sushy-tools==2.2.0' 'pyghmi==1.6.19'
+fi
+export PLASMA_BMC_PYTHON="$PWD/$VENV/bin/python"
 
 export PATH="$PATH:/usr/sbin:/sbin"
 cargo test --workspace --locked "$@"
