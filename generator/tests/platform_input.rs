@@ -224,3 +224,56 @@ fn luks_unlock_methods_not_built_yet_are_refused_for_luks_nodes() {
     assert_eq!(code, Some(2));
     error_line(&stderr, &["cluster.luks_unlock", "\"clevis\""]);
 }
+
+#[test]
+fn bmc_protocols_and_redfish_tls_settings() {
+    let node01_bmc = "bmc = { address = \"10.0.10.50\", username = \"admin\" }";
+    let with = |bmc: &str| edit(&base(), node01_bmc, bmc);
+
+    let (code, stderr) = check(&with(
+        "bmc = { protocol = \"redfish\", address = \"10.0.10.50\", username = \"admin\", system = \"System.Embedded.1\", ca_file = \"/etc/plasmacloud/bmc-ca.pem\" }",
+    ));
+    assert_eq!(code, Some(0), "{stderr}");
+
+    let (code, stderr) = check(&with(
+        "bmc = { protocol = \"redfsh\", address = \"10.0.10.50\", username = \"admin\" }",
+    ));
+    assert_eq!(code, Some(2));
+    let line = error_line(&stderr, &["node01", "nodes[0].bmc.protocol", "redfsh"]);
+    assert!(line.contains("did you mean \"redfish\""), "{line}");
+
+    // Redfish-only settings on an IPMI BMC (the default protocol) are mistakes.
+    let (code, stderr) = check(&with(
+        "bmc = { address = \"10.0.10.50\", username = \"admin\", system = \"1\" }",
+    ));
+    assert_eq!(code, Some(2));
+    error_line(&stderr, &["nodes[0].bmc.system", "Redfish setting", "ipmi"]);
+
+    let (code, stderr) = check(&with(
+        "bmc = { protocol = \"redfish\", address = \"10.0.10.50\", username = \"admin\", insecure = true }",
+    ));
+    assert_eq!(code, Some(0), "{stderr}");
+    let line = warning_line(&stderr, &["node01", "nodes[0].bmc.insecure"]);
+    assert!(line.contains("not checked"), "{line}");
+
+    let (code, stderr) = check(&with(
+        "bmc = { protocol = \"redfish\", address = \"10.0.10.50\", username = \"admin\", insecure = \"yes\" }",
+    ));
+    assert_eq!(code, Some(2));
+    error_line(
+        &stderr,
+        &["nodes[0].bmc.insecure", "expected true or false"],
+    );
+
+    let (code, stderr) = check(&with(
+        "bmc = { protocol = \"redfish\", address = \"10.0.10.50\", username = \"admin\", insecure = true, ca_file = \"/etc/ca.pem\" }",
+    ));
+    assert_eq!(code, Some(2));
+    error_line(&stderr, &["nodes[0].bmc.insecure", "contradict"]);
+
+    let (code, stderr) = check(&with(
+        "bmc = { protocol = \"redfish\", address = \"10.0.10.50\", username = \"admin\", ca_file = \"ca.pem\" }",
+    ));
+    assert_eq!(code, Some(2));
+    error_line(&stderr, &["nodes[0].bmc.ca_file", "absolute path"]);
+}

@@ -427,6 +427,28 @@ fn provision_dry_run_of_a_luks_node_uploads_the_key_and_unlocks_after_the_instal
 }
 
 #[test]
+fn provision_never_sends_ipmitool_to_a_redfish_bmc() {
+    let inventory = fs::read_to_string(repo_root().join("examples/runbook.toml"))
+        .unwrap()
+        .replacen(
+            "bmc = { address = \"10.0.10.54\", username = \"admin\" }",
+            "bmc = { protocol = \"redfish\", address = \"10.0.10.54\", username = \"admin\" }",
+            1,
+        );
+    assert!(inventory.contains("protocol = \"redfish\""));
+    let env = Env::new(&inventory);
+    let o = run(env.script("provision.sh").args(["--dry-run", "node04"]));
+    assert!(o.status.success(), "{}", show(&o));
+    let out = text(&o.stdout);
+    assert!(!out.contains("ipmitool"), "{out}");
+    assert!(
+        show(&o).contains("no IPMI BMC in the inventory"),
+        "{}",
+        show(&o)
+    );
+}
+
+#[test]
 fn provision_dry_run_prints_the_commands_and_runs_none() {
     let env = Env::runbook();
     let o =

@@ -163,7 +163,7 @@ if ((POWER_OFF)); then
         chassis power off || warn "power off through the BMC failed; do it by hand"
     fi
   else
-    log "no BMC in the inventory: power $HOST off by hand (ssh root@${NODE_PROD_IP[TARGET]} poweroff)"
+    log "no IPMI BMC in the inventory (this script speaks IPMI only): power $HOST off by hand (ssh root@${NODE_PROD_IP[TARGET]} poweroff)"
   fi
 fi
 

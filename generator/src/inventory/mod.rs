@@ -334,11 +334,42 @@ pub struct Node {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct Bmc {
+    pub protocol: BmcProtocol,
     /// IP address or DNS name of the BMC.
     pub address: String,
     pub username: String,
     /// File holding the BMC password on the provisioning workstation (never inlined).
     pub password_file: Option<String>,
+    /// Redfish: the ComputerSystem id, when the BMC manages more than one.
+    pub system: Option<String>,
+    /// Redfish: CA certificate (PEM) the BMC's HTTPS certificate is checked against.
+    pub ca_file: Option<String>,
+    /// Redfish: accept any certificate (self-signed BMCs); warned about.
+    pub insecure: bool,
+}
+
+/// How the operator tools talk to a node's BMC.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BmcProtocol {
+    /// IPMI 2.0 over LAN (`ipmitool -I lanplus`).
+    Ipmi,
+    /// DMTF Redfish over HTTPS.
+    Redfish,
+}
+
+impl BmcProtocol {
+    pub const ALL: [BmcProtocol; 2] = [BmcProtocol::Ipmi, BmcProtocol::Redfish];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BmcProtocol::Ipmi => "ipmi",
+            BmcProtocol::Redfish => "redfish",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<BmcProtocol> {
+        BmcProtocol::ALL.into_iter().find(|p| p.as_str() == s)
+    }
 }
 
 impl Node {

@@ -166,6 +166,22 @@ impl<'a> Reader<'a> {
         }
     }
 
+    fn boolean(&mut self, item: &Item, path: &str, node: Option<&str>) -> Option<bool> {
+        self.record(path, item);
+        match &item.value {
+            Value::Bool(b) => Some(*b),
+            other => {
+                self.error(
+                    item.span.as_ref(),
+                    node,
+                    path,
+                    format!("expected true or false, found {}", other.type_name()),
+                );
+                None
+            }
+        }
+    }
+
     fn integer(&mut self, item: &Item, path: &str, node: Option<&str>, max: i64) -> Option<i64> {
         self.record(path, item);
         match &item.value {

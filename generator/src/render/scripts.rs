@@ -82,7 +82,11 @@ fn common(inv: &Inventory) -> Common {
         .nodes
         .iter()
         .map(|n| {
-            let bmc = n.bmc.as_ref();
+            // The scripts speak IPMI only; a Redfish BMC is driven by plasmagen's own drivers.
+            let bmc = n
+                .bmc
+                .as_ref()
+                .filter(|b| b.protocol == crate::inventory::BmcProtocol::Ipmi);
             NodeRow {
                 hostname: quote(&n.hostname),
                 role: quote(n.role.as_str()),

@@ -186,6 +186,7 @@ pub fn validate(parsed: &mut Parsed) {
     node_rules(&mut rules);
     platform::release_rules(&mut rules);
     platform::nic_rules(&mut rules);
+    platform::bmc_rules(&mut rules);
     bootstrap_rules(&mut rules);
     let out = rules.out;
     parsed.diagnostics.extend(out);

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::Rules;
-use crate::inventory::{DiskLayout, LuksUnlock};
+use crate::inventory::{BmcProtocol, DiskLayout, LuksUnlock};
 use crate::release;
 
 pub(super) fn release_rules(r: &mut Rules<'_>) {
@@ -112,6 +112,55 @@ pub(super) fn nic_rules(r: &mut Rules<'_>) {
                 r.error(n, &path, format!("duplicate MAC {mac} (also {first})"));
                 seen.insert(mac.as_str().to_string(), first);
             }
+        }
+    }
+}
+
+/// Redfish-only BMC settings, and the TLS choice of each Redfish BMC.
+pub(super) fn bmc_rules(r: &mut Rules<'_>) {
+    let inv = &r.parsed.inventory;
+    let mut found = Vec::new();
+    for (i, node) in inv.nodes.iter().enumerate() {
+        if let Some(bmc) = &node.bmc {
+            found.push((i, node.hostname.clone(), bmc.clone()));
+        }
+    }
+    for (i, host, bmc) in found {
+        let n = Some(host.as_str());
+        let f = |k: &str| format!("nodes[{i}].bmc.{k}");
+        if bmc.protocol != BmcProtocol::Redfish {
+            for (key, set) in [
+                ("system", bmc.system.is_some()),
+                ("ca_file", bmc.ca_file.is_some()),
+                ("insecure", bmc.insecure),
+            ] {
+                if set {
+                    r.error(
+                        n,
+                        &f(key),
+                        format!("`{key}` is a Redfish setting; this BMC speaks {} (set `protocol = \"redfish\"` or remove it)", bmc.protocol.as_str()),
+                    );
+                }
+            }
+            continue;
+        }
+        if let Some(ca) = &bmc.ca_file
+            && !ca.starts_with('/')
+        {
+            r.error(n, &f("ca_file"), format!("{ca:?} must be an absolute path"));
+        }
+        if bmc.insecure && bmc.ca_file.is_some() {
+            r.error(
+                n,
+                &f("insecure"),
+                "`insecure = true` and `ca_file` contradict each other: keep `ca_file` and drop `insecure`".into(),
+            );
+        } else if bmc.insecure {
+            r.warning(
+                n,
+                &f("insecure"),
+                format!("the certificate of {} is not checked: anyone on the management network can pose as it and receive its password; prefer `ca_file`", bmc.address),
+            );
         }
     }
 }

@@ -21,7 +21,15 @@ const NODE_REQUIRED: &[&str] = &[
     "provisioning_ip",
     "production_ip",
 ];
-const BMC_KEYS: &[&str] = &["address", "username", "password_file"];
+const BMC_KEYS: &[&str] = &[
+    "protocol",
+    "address",
+    "username",
+    "password_file",
+    "system",
+    "ca_file",
+    "insecure",
+];
 
 pub(super) fn read_node(r: &mut Reader<'_>, item: &Item, index: usize) -> Node {
     let base = format!("nodes[{index}]");
@@ -100,12 +108,36 @@ pub(super) fn read_node(r: &mut Reader<'_>, item: &Item, index: usize) -> Node {
         let be = r.table(i, &f("bmc"), node, BMC_KEYS, &["address", "username"])?;
         let address = get(be, "address").and_then(|a| r.string(a, &f("bmc.address"), node))?;
         let username = get(be, "username").and_then(|a| r.string(a, &f("bmc.username"), node))?;
-        let password_file =
-            get(be, "password_file").and_then(|a| r.string(a, &f("bmc.password_file"), node));
+        let opt = |r: &mut Reader<'_>, key: &str| {
+            get(be, key).and_then(|a| r.string(a, &f(&format!("bmc.{key}")), node))
+        };
+        let password_file = opt(r, "password_file");
+        let system = opt(r, "system");
+        let ca_file = opt(r, "ca_file");
+        let protocol = match get(be, "protocol") {
+            Some(p) => r.choice(
+                p,
+                &f("bmc.protocol"),
+                node,
+                "BMC protocol",
+                BmcProtocol::ALL.map(BmcProtocol::as_str).as_slice(),
+                BmcProtocol::parse,
+            )?,
+            // The default the generated scripts always spoke.
+            None => BmcProtocol::Ipmi,
+        };
+        let insecure = match get(be, "insecure") {
+            Some(i) => r.boolean(i, &f("bmc.insecure"), node)?,
+            None => false,
+        };
         Some(Bmc {
+            protocol,
             address,
             username,
             password_file,
+            system,
+            ca_file,
+            insecure,
         })
     });
     for (key, missing) in [

@@ -367,7 +367,7 @@ provision_one() {
   if ((POWER)) && [[ -n ${NODE_BMC_ADDR[i]} ]]; then
     bmc_pxe_boot "$i" || { log "$host: FAILED: BMC ${NODE_BMC_ADDR[i]} (PXE boot / power)"; return 1; }
   elif ((POWER)); then
-    log "$host: no BMC in the inventory: PXE-boot it by hand"
+    log "$host: no IPMI BMC in the inventory (this script speaks IPMI only): PXE-boot it by hand"
   fi
   wait_for_ssh "$ip" || { log "$host: FAILED: no SSH on $ip"; return 1; }
   args=(--flake "$FLAKE_DIR#$host" --extra-files "$SECRETS_DIR/nodes/$host")
