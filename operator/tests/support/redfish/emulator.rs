@@ -41,7 +41,7 @@ pub fn python() -> PathBuf {
                  into target/bmc-venv",
                 Path::new(&python).display()
             );
-            PathBuf::from(python)
+            python
         })
         .clone()
 }
