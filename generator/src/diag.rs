@@ -51,6 +51,36 @@ pub fn line_col(src: &str, offset: usize) -> (usize, usize) {
     LineIndex::new(src).line_col(src, offset)
 }
 
+/// The line index of one text, built the first time a diagnostic needs a position.
+#[derive(Debug)]
+pub struct Positions<'a> {
+    src: &'a str,
+    index: std::cell::OnceCell<LineIndex>,
+}
+
+impl<'a> Positions<'a> {
+    pub fn new(src: &'a str) -> Positions<'a> {
+        Positions {
+            src,
+            index: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// 1-based line and column of a span's start, or none without a span.
+    pub fn of(&self, span: Option<&std::ops::Range<usize>>) -> (Option<usize>, Option<usize>) {
+        match span {
+            Some(s) => {
+                let (l, c) = self
+                    .index
+                    .get_or_init(|| LineIndex::new(self.src))
+                    .line_col(self.src, s.start);
+                (Some(l), Some(c))
+            }
+            None => (None, None),
+        }
+    }
+}
+
 /// Where each line of a text starts, so that many diagnostics (one per node of a large
 /// fleet) each find their line by binary search instead of rescanning the text.
 #[derive(Debug, Clone)]

@@ -9,7 +9,7 @@ use std::str::FromStr;
 
 use super::tree::{self, Entry, Item, Value};
 use super::*;
-use crate::diag::{Diagnostic, LineIndex, Severity, did_you_mean, line_col};
+use crate::diag::{Diagnostic, Positions, Severity, did_you_mean, line_col};
 
 const CLUSTER_KEYS: &[&str] = &[
     "name",
@@ -55,8 +55,7 @@ mod node;
 
 pub(super) struct Reader<'a> {
     file: String,
-    src: &'a str,
-    lines: std::cell::OnceCell<LineIndex>,
+    positions: Positions<'a>,
     pub diags: Vec<Diagnostic>,
     pub broken: BTreeSet<String>,
     pub spans: BTreeMap<String, Range<usize>>,
@@ -71,17 +70,7 @@ impl<'a> Reader<'a> {
         field: &str,
         message: String,
     ) {
-        let (line, column) = match span {
-            Some(s) => {
-                let src = self.src;
-                let (l, c) = self
-                    .lines
-                    .get_or_init(|| LineIndex::new(src))
-                    .line_col(src, s.start);
-                (Some(l), Some(c))
-            }
-            None => (None, None),
-        };
+        let (line, column) = self.positions.of(span);
         self.diags.push(Diagnostic {
             severity,
             file: self.file.clone(),
@@ -365,8 +354,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Parsed, Vec<Diagnostic>> 
     };
     let mut r = Reader {
         file,
-        src: text,
-        lines: std::cell::OnceCell::new(),
+        positions: Positions::new(text),
         diags: Vec::new(),
         broken: BTreeSet::new(),
         spans: BTreeMap::new(),

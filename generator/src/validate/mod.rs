@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::net::Ipv4Addr;
 
-use crate::diag::{Diagnostic, LineIndex, Severity};
+use crate::diag::{Diagnostic, Positions, Severity};
 use crate::inventory::{DiskLayout, Parsed};
 
 mod platform;
@@ -13,7 +13,7 @@ mod platform;
 struct Rules<'a> {
     parsed: &'a Parsed,
     out: Vec<Diagnostic>,
-    lines: std::cell::OnceCell<LineIndex>,
+    positions: Positions<'a>,
 }
 
 impl Rules<'_> {
@@ -37,17 +37,7 @@ impl Rules<'_> {
                 None => break,
             }
         }
-        let (line, column) = match span {
-            Some(s) => {
-                let src = &self.parsed.source_text;
-                let (l, c) = self
-                    .lines
-                    .get_or_init(|| LineIndex::new(src))
-                    .line_col(src, s.start);
-                (Some(l), Some(c))
-            }
-            None => (None, None),
-        };
+        let (line, column) = self.positions.of(span.as_ref());
         self.out.push(Diagnostic {
             severity,
             file: self.parsed.inventory.source.display().to_string(),
@@ -179,7 +169,7 @@ pub fn validate(parsed: &mut Parsed) {
     let mut rules = Rules {
         parsed,
         out: Vec::new(),
-        lines: std::cell::OnceCell::new(),
+        positions: Positions::new(&parsed.source_text),
     };
     cluster_rules(&mut rules);
     network_rules(&mut rules);
