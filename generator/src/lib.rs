@@ -8,6 +8,7 @@ pub mod collector;
 pub mod command;
 pub mod diag;
 pub mod error;
+pub mod hostkeys;
 pub mod hwfiles;
 pub mod inventory;
 pub mod luks;

@@ -96,7 +96,7 @@ pub fn ensure_host_keys(inv: &Inventory, secrets: &Path) -> Result<Vec<String>, 
 }
 
 /// Write a new 0600 file atomically; never replace one another run created meanwhile.
-fn write_new(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_new(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let io = |p: &Path| {
         let p = p.to_path_buf();
         move |source| Error::Io { path: p, source }

@@ -120,12 +120,13 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
         } else {
             plasma_pki::store::plan(&layout.secrets, &store_input, now)?
         };
-        let (luks, host_keys) = if args.skip_certs {
-            (Vec::new(), Vec::new())
+        let (luks, host_keys, ssh_keys) = if args.skip_certs {
+            (Vec::new(), Vec::new(), Vec::new())
         } else {
             (
                 crate::luks::missing(inv, &layout.secrets),
                 crate::luks::missing_host_keys(inv, &layout.secrets),
+                crate::hostkeys::missing(inv, &layout.secrets),
             )
         };
         let rendered = render_all(inv, &layout)?;
@@ -136,10 +137,11 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
         }
         let secret_changes = secrets.iter().any(SecretAction::changes_files)
             || !luks.is_empty()
-            || !host_keys.is_empty();
+            || !host_keys.is_empty()
+            || !ssh_keys.is_empty();
         let changes = !plan.is_empty() || secret_changes;
         if args.json {
-            let doc = json!({ "changes": changes, "flake": plan, "secrets": secrets, "luks_passphrases": luks, "initrd_host_keys": host_keys });
+            let doc = json!({ "changes": changes, "flake": plan, "secrets": secrets, "luks_passphrases": luks, "initrd_host_keys": host_keys, "ssh_host_keys": ssh_keys });
             println!(
                 "{}",
                 serde_json::to_string_pretty(&doc).map_err(|e| Error::Internal(e.to_string()))?
@@ -154,6 +156,9 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
             }
             for host in &host_keys {
                 println!("secrets: new initrd SSH host key for {host}");
+            }
+            for host in &ssh_keys {
+                println!("secrets: new SSH host key for {host}");
             }
             if !changes {
                 println!("nothing to do: {} files up to date", plan.unchanged);
@@ -205,6 +210,12 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
             eprintln!(
                 "secrets: new initrd SSH host key for {host} ({})",
                 crate::luks::initrd_host_pub_path(&layout.secrets, &host).display()
+            );
+        }
+        for host in crate::hostkeys::ensure(inv, &layout.secrets)? {
+            eprintln!(
+                "secrets: new SSH host key for {host} ({})",
+                crate::hostkeys::public_path(&layout.secrets, &host).display()
             );
         }
     }
