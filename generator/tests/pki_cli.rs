@@ -80,7 +80,10 @@ fn inventory_ip_change_reissues_only_that_certificate_with_the_same_key() {
     // known_hosts follows the node's new address; its host key stays.
     assert_eq!(
         changed,
-        ["known_hosts", "nodes/node05/etc/nixos/secrets/node05-cert.pem"]
+        [
+            "known_hosts",
+            "nodes/node05/etc/nixos/secrets/node05-cert.pem"
+        ]
     );
 
     let list = plasmagen()
