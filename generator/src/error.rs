@@ -70,6 +70,14 @@ impl From<LoadError> for Error {
 }
 
 impl Error {
+    /// `.map_err(Error::io_at(path))` for an I/O error about `path`.
+    pub fn io_at(path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+        move |source| Error::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Invalid(_) | Error::Usage(_) => EXIT_INVALID,

@@ -40,18 +40,57 @@ pub fn missing(inv: &Inventory, secrets: &Path) -> Vec<String> {
     inv.nodes
         .iter()
         .filter(|n| {
-            !(private_path(secrets, &n.hostname).exists()
-                && public_path(secrets, &n.hostname).exists())
+            pair_missing(
+                &private_path(secrets, &n.hostname),
+                &public_path(secrets, &n.hostname),
+            )
         })
         .map(|n| n.hostname.clone())
         .collect()
 }
 
-fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
-    move |source| Error::Io {
-        path: path.to_path_buf(),
-        source,
+/// A key pair needs making unless both halves are there.
+pub(crate) fn pair_missing(private: &Path, public: &Path) -> bool {
+    !(private.exists() && public.exists())
+}
+
+/// Make an ed25519 key pair: the private key 0600, the public line with `public_mode`; the
+/// directories must exist. An existing private key is never replaced (clients pinned it), so
+/// a lost public half is an error saying how to restore it.
+pub(crate) fn create_pair(
+    private: &Path,
+    public: &Path,
+    public_mode: u32,
+    comment: &str,
+) -> Result<(), Error> {
+    if private.exists() {
+        return Err(Error::Io {
+            path: public.to_path_buf(),
+            source: std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!(
+                    "missing next to an existing {}; recreate it with `ssh-keygen -y -f {} > {}`",
+                    private.display(),
+                    private.display(),
+                    public.display()
+                ),
+            ),
+        });
     }
+    let key =
+        plasma_pki::ssh::generate_ed25519(comment).map_err(|e| Error::Internal(e.to_string()))?;
+    write_new(
+        private.parent().expect("key path has a parent"),
+        private,
+        key.private_openssh.as_bytes(),
+    )?;
+    write_new(
+        public.parent().expect("key path has a parent"),
+        public,
+        format!("{}\n", key.public_line).as_bytes(),
+    )?;
+    fs::set_permissions(public, fs::Permissions::from_mode(public_mode))
+        .map_err(Error::io_at(public))
 }
 
 /// Create the missing keys (never replacing one: clients pinned it), then write known_hosts
@@ -60,30 +99,16 @@ pub fn ensure(inv: &Inventory, secrets: &Path) -> Result<Vec<String>, Error> {
     let todo = missing(inv, secrets);
     for host in &todo {
         let private = private_path(secrets, host);
-        let public = public_path(secrets, host);
-        if private.exists() {
-            return Err(Error::Io {
-                path: public.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!(
-                        "missing next to an existing {}; recreate it with `ssh-keygen -y -f {} > {}`",
-                        private.display(),
-                        private.display(),
-                        public.display()
-                    ),
-                ),
-            });
-        }
-        let key = plasma_pki::ssh::generate_ed25519(&format!("root@{host}"))
-            .map_err(|e| Error::Internal(e.to_string()))?;
         // Lands on the node's /etc/ssh: the usual 0755 directory.
         let dir = private.parent().expect("key path has a parent");
-        fs::create_dir_all(dir).map_err(io(dir))?;
-        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(io(dir))?;
-        write_new(dir, &private, key.private_openssh.as_bytes())?;
-        write_new(dir, &public, format!("{}\n", key.public_line).as_bytes())?;
-        fs::set_permissions(&public, fs::Permissions::from_mode(0o644)).map_err(io(&public))?;
+        fs::create_dir_all(dir).map_err(Error::io_at(dir))?;
+        fs::set_permissions(dir, fs::Permissions::from_mode(0o755)).map_err(Error::io_at(dir))?;
+        create_pair(
+            &private,
+            &public_path(secrets, host),
+            0o644,
+            &format!("root@{host}"),
+        )?;
     }
     write_known_hosts(inv, secrets)?;
     Ok(todo)
@@ -97,7 +122,7 @@ pub fn render_known_hosts(inv: &Inventory, secrets: &Path) -> Result<String, Err
     );
     for node in &inv.nodes {
         let key_of = |path: &Path| -> Result<String, Error> {
-            let line = fs::read_to_string(path).map_err(io(path))?;
+            let line = fs::read_to_string(path).map_err(Error::io_at(path))?;
             let mut fields = line.split_whitespace();
             match (fields.next(), fields.next()) {
                 (Some(kind), Some(blob)) => Ok(format!("{kind} {blob}")),
@@ -143,8 +168,8 @@ fn write_known_hosts(inv: &Inventory, secrets: &Path) -> Result<(), Error> {
         .prefix(".known_hosts-")
         .permissions(fs::Permissions::from_mode(0o644))
         .tempfile_in(secrets)
-        .map_err(io(secrets))?;
-    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(io(&path))?;
+        .map_err(Error::io_at(secrets))?;
+    std::io::Write::write_all(&mut tmp, text.as_bytes()).map_err(Error::io_at(&path))?;
     tmp.persist(&path).map_err(|e| Error::Io {
         path: path.clone(),
         source: e.error,

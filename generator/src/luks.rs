@@ -42,8 +42,10 @@ pub fn missing_host_keys(inv: &Inventory, secrets: &Path) -> Vec<String> {
         .iter()
         .filter(|n| {
             n.disk_layout == DiskLayout::LuksLvm
-                && !(initrd_host_key_path(secrets, &n.hostname).exists()
-                    && initrd_host_pub_path(secrets, &n.hostname).exists())
+                && crate::hostkeys::pair_missing(
+                    &initrd_host_key_path(secrets, &n.hostname),
+                    &initrd_host_pub_path(secrets, &n.hostname),
+                )
         })
         .map(|n| n.hostname.clone())
         .collect()
@@ -53,61 +55,32 @@ pub fn missing_host_keys(inv: &Inventory, secrets: &Path) -> Vec<String> {
 /// private key is never replaced (clients pinned it); a lost public half is an error.
 pub fn ensure_host_keys(inv: &Inventory, secrets: &Path) -> Result<Vec<String>, Error> {
     let todo = missing_host_keys(inv, secrets);
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
-    };
     for host in &todo {
         let private = initrd_host_key_path(secrets, host);
         let public = initrd_host_pub_path(secrets, host);
-        if private.exists() {
-            return Err(Error::Io {
-                path: public.clone(),
-                source: std::io::Error::new(
-                    std::io::ErrorKind::NotFound,
-                    format!(
-                        "missing next to an existing {}; recreate it with `ssh-keygen -y -f {} > {}`",
-                        private.display(),
-                        private.display(),
-                        public.display()
-                    ),
-                ),
-            });
-        }
-        let key = plasma_pki::ssh::generate_ed25519(&format!("{host}-initrd"))
-            .map_err(|e| Error::Internal(e.to_string()))?;
         let key_dir = private.parent().expect("key path has a parent");
         // etc/secrets lands on the node's /etc/secrets: keep it traversable, the key dir private.
         let etc_secrets = key_dir.parent().expect("initrd dir has a parent");
-        fs::create_dir_all(etc_secrets).map_err(io(etc_secrets))?;
+        fs::create_dir_all(etc_secrets).map_err(Error::io_at(etc_secrets))?;
         fs::set_permissions(etc_secrets, fs::Permissions::from_mode(0o755))
-            .map_err(io(etc_secrets))?;
-        crate::output::ensure_private_dir(key_dir).map_err(io(key_dir))?;
-        write_new(key_dir, &private, key.private_openssh.as_bytes())?;
+            .map_err(Error::io_at(etc_secrets))?;
+        crate::output::ensure_private_dir(key_dir).map_err(Error::io_at(key_dir))?;
         let pub_dir = public.parent().expect("pub path has a parent");
-        crate::output::ensure_private_dir(pub_dir).map_err(io(pub_dir))?;
-        write_new(
-            pub_dir,
-            &public,
-            format!("{}\n", key.public_line).as_bytes(),
-        )?;
+        crate::output::ensure_private_dir(pub_dir).map_err(Error::io_at(pub_dir))?;
+        crate::hostkeys::create_pair(&private, &public, 0o600, &format!("{host}-initrd"))?;
     }
     Ok(todo)
 }
 
 /// Write a new 0600 file atomically; never replace one another run created meanwhile.
 pub(crate) fn write_new(dir: &Path, path: &Path, bytes: &[u8]) -> Result<(), Error> {
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| Error::Io { path: p, source }
-    };
     let mut tmp = tempfile::Builder::new()
         .prefix(".new-")
         .permissions(fs::Permissions::from_mode(0o600))
         .tempfile_in(dir)
-        .map_err(io(dir))?;
-    std::io::Write::write_all(&mut tmp, bytes).map_err(io(path))?;
-    tmp.as_file().sync_all().map_err(io(path))?;
+        .map_err(Error::io_at(dir))?;
+    std::io::Write::write_all(&mut tmp, bytes).map_err(Error::io_at(path))?;
+    tmp.as_file().sync_all().map_err(Error::io_at(path))?;
     tmp.persist_noclobber(path).map_err(|e| Error::Io {
         path: path.to_path_buf(),
         source: e.error,
@@ -133,17 +106,12 @@ pub fn ensure(inv: &Inventory, secrets: &Path) -> Result<Vec<String>, Error> {
         return Ok(todo);
     }
     let dir = secrets.join("luks");
-    let io = |path: &Path| {
-        let path = path.to_path_buf();
-        move |source| Error::Io { path, source }
-    };
-    crate::output::ensure_private_dir(&dir).map_err(io(&dir))?;
-    let mut urandom = fs::File::open("/dev/urandom").map_err(io(Path::new("/dev/urandom")))?;
+    crate::output::ensure_private_dir(&dir).map_err(Error::io_at(&dir))?;
+    let random = Path::new("/dev/urandom");
+    let mut urandom = fs::File::open(random).map_err(Error::io_at(random))?;
     for host in &todo {
         let mut raw = [0u8; 32];
-        urandom
-            .read_exact(&mut raw)
-            .map_err(io(Path::new("/dev/urandom")))?;
+        urandom.read_exact(&mut raw).map_err(Error::io_at(random))?;
         // Hex, no trailing newline: the same bytes work as a key file and as a typed passphrase.
         let pass: String = raw.iter().map(|b| format!("{b:02x}")).collect();
         write_new(&dir, &key_path(secrets, host), pass.as_bytes())?;

@@ -17,6 +17,8 @@ pub struct SshHostKey {
 }
 
 const KEY_TYPE: &str = "ssh-ed25519";
+/// The PEM-style armor label of OpenSSH's private key format.
+const ARMOR: &str = "OPENSSH PRIVATE KEY";
 
 /// Generate an ed25519 host key with `comment`.
 pub fn generate_ed25519(comment: &str) -> Result<SshHostKey, PkiError> {
@@ -96,12 +98,12 @@ fn encode(seed: &[u8; 32], public: &[u8; 32], comment: &str) -> SshHostKey {
     put_string(&mut doc, &private);
 
     let body = base64(&doc);
-    let mut pem = String::from("-----BEGIN OPENSSH PRIVATE KEY-----\n");
+    let mut pem = format!("-----BEGIN {ARMOR}-----\n");
     for line in body.as_bytes().chunks(70) {
         pem.push_str(std::str::from_utf8(line).expect("base64 is ASCII"));
         pem.push('\n');
     }
-    pem.push_str("-----END OPENSSH PRIVATE KEY-----\n");
+    pem.push_str(&format!("-----END {ARMOR}-----\n"));
     SshHostKey {
         private_openssh: pem,
         public_line: format!("{KEY_TYPE} {} {comment}", base64(&blob)),
@@ -160,7 +162,7 @@ mod tests {
         assert!(a.public_line.ends_with(" node01-initrd"));
         assert!(
             a.private_openssh
-                .starts_with("-----BEGIN OPENSSH PRIVATE KEY-----\n")
+                .starts_with(&format!("-----BEGIN {ARMOR}-----\n"))
         );
     }
 }
