@@ -14,8 +14,8 @@ struct RoleNft {
     role: &'static str,
     management: Cidr,
     production: Cidr,
+    /// Members and the management network (operator tools).
     api_sources: String,
-    admin_sources: String,
     raft_ports: String,
     admin_ports: String,
     api_tcp_ports: String,
@@ -30,21 +30,9 @@ fn join(ports: &[u16]) -> String {
         .join(", ")
 }
 
-/// `{ a, b }`, or a single subnet when one contains the other (nft rejects overlapping
-/// elements in one set).
-fn sources(a: Cidr, b: Cidr) -> String {
-    if a.prefix <= b.prefix && a.contains(b.network) {
-        a.to_string()
-    } else if b.prefix <= a.prefix && b.contains(a.network) {
-        b.to_string()
-    } else {
-        format!("{{ {a}, {b} }}")
-    }
-}
-
-/// Up to three subnets, without one that another contains.
-fn sources3(a: Cidr, b: Cidr, c: Cidr) -> String {
-    let all = [a, b, c];
+/// An nft source: the subnets in order, without one that another contains (nft rejects
+/// overlapping elements in one set); a single subnet without braces.
+fn sources(all: &[Cidr]) -> String {
     let mut kept: Vec<Cidr> = Vec::new();
     for (i, x) in all.iter().enumerate() {
         let covered = all.iter().enumerate().any(|(j, y)| {
@@ -103,11 +91,11 @@ pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
         provisioning: inv.provisioning.subnet,
         http_ports: join(&[super::pxe::HTTP_PORT, super::pxe::COLLECTOR_BOOT_PORT]),
         collector_port: collector_port(&inv.cluster.collector_url),
-        collector_sources: sources3(
+        collector_sources: sources(&[
             inv.provisioning.subnet,
             inv.production.subnet,
             inv.ssh_source(),
-        ),
+        ]),
     };
     out.add(
         "firewall/pxe-server.nft",
@@ -139,8 +127,7 @@ pub fn render(inv: &Inventory, out: &mut Rendered) -> Result<(), RenderError> {
             role: role.as_str(),
             management,
             production,
-            api_sources: sources(production, management),
-            admin_sources: sources(production, management),
+            api_sources: sources(&[production, management]),
             raft_ports: join(&raft),
             admin_ports: join(&admin),
             api_tcp_ports: join(&api_tcp),
