@@ -14,7 +14,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::Error;
-use crate::inventory::{DiskLayout, Inventory, LuksUnlock};
+use crate::inventory::{DiskLayout, Inventory};
 use crate::render::boot::INITRD_HOST_KEY;
 
 pub fn key_path(secrets: &Path, hostname: &str) -> PathBuf {
@@ -35,13 +35,10 @@ pub fn initrd_host_pub_path(secrets: &Path, hostname: &str) -> PathBuf {
 
 /// Nodes that unlock over initrd SSH and have no host key yet.
 pub fn missing_host_keys(inv: &Inventory, secrets: &Path) -> Vec<String> {
-    if inv.cluster.luks_unlock != LuksUnlock::InitrdSsh {
-        return Vec::new();
-    }
     inv.nodes
         .iter()
         .filter(|n| {
-            n.disk_layout == DiskLayout::LuksLvm
+            inv.unlocks_over_initrd_ssh(n)
                 && crate::hostkeys::pair_missing(
                     &initrd_host_key_path(secrets, &n.hostname),
                     &initrd_host_pub_path(secrets, &n.hostname),

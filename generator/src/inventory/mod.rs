@@ -400,6 +400,11 @@ impl Inventory {
         node.fqdn(&self.cluster)
     }
 
+    /// The node's encrypted root is unlocked over SSH in its initrd.
+    pub fn unlocks_over_initrd_ssh(&self, node: &Node) -> bool {
+        node.disk_layout == DiskLayout::LuksLvm && self.cluster.luks_unlock == LuksUnlock::InitrdSsh
+    }
+
     /// The node's provisioning address with its prefix, `10.0.100.50/24`.
     pub fn provisioning_address(&self, node: &Node) -> String {
         format!(

@@ -5,7 +5,7 @@
 use askama::Template;
 
 use super::{RenderError, Rendered, askama_err, nix};
-use crate::inventory::{DiskLayout, Firmware, Inventory, LuksUnlock, Node};
+use crate::inventory::{DiskLayout, Firmware, Inventory, Node};
 
 /// Port of the initrd SSH server (not 22: clients keep a different host key for it).
 pub const INITRD_SSH_PORT: u16 = 2222;
@@ -63,8 +63,7 @@ pub fn render(
     dir: &str,
     out: &mut Rendered,
 ) -> Result<(), RenderError> {
-    let unlock_ssh =
-        node.disk_layout == DiskLayout::LuksLvm && inv.cluster.luks_unlock == LuksUnlock::InitrdSsh;
+    let unlock_ssh = inv.unlocks_over_initrd_ssh(node);
     let text = BootNix {
         fqdn: inv.fqdn(node),
         hostname: node.hostname.clone(),
