@@ -20,7 +20,10 @@
           ./Cargo.lock
           ./wire
           ./pki
+          ./inventory
+          ./collector
           ./generator
+          ./operator
           ./agent
           ./tests
           ./templates

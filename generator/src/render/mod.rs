@@ -36,6 +36,15 @@ pub enum RenderError {
     },
 }
 
+impl From<plasma_inventory::ipxe::TemplateError> for RenderError {
+    fn from(e: plasma_inventory::ipxe::TemplateError) -> Self {
+        RenderError::Template {
+            template: e.template.to_string(),
+            source: e.source,
+        }
+    }
+}
+
 /// Everything `generate` writes into the flake directory, keyed by relative path.
 #[derive(Debug, Default, Clone, PartialEq)]
 pub struct Rendered {

@@ -26,13 +26,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use plasma_inventory::inventory::{Inventory, Node};
 use tokio::sync::watch;
 
 pub use api::{MAX_BODY, app};
 pub use boot::boot_app;
 pub use error::{ApiError, CollectorError};
 
-use crate::inventory::{Inventory, Node};
 use fleet::Fleet;
 use metrics::Metrics;
 use store::Store;

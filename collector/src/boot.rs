@@ -10,11 +10,11 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
+use plasma_inventory::inventory::Mac;
+use plasma_inventory::ipxe as pxe;
 
 use super::AppState;
 use super::error::ApiError;
-use crate::inventory::Mac;
-use crate::render::pxe;
 
 pub fn boot_app(state: AppState) -> Router {
     Router::new()

@@ -4,11 +4,10 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use plasma_inventory::inventory::{Inventory, Node};
 use plasma_wire::discover::DiscoverReport;
 use plasma_wire::{Phase, Report, ReportStatus};
 use serde::{Deserialize, Serialize};
-
-use crate::inventory::{Inventory, Node};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ServiceLive {

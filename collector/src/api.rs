@@ -19,6 +19,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::Stream;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
+use plasma_inventory::inventory::{Mac, Node, Role};
 use plasma_wire::Report;
 use plasma_wire::discover::DiscoverReport;
 use serde::de::DeserializeOwned;
@@ -31,7 +32,6 @@ use super::fleet::NodeState;
 use super::store::{WriteOp, now_ms};
 use super::view::{discovered_view, fleet_view, node_view};
 use super::{AppState, Shared};
-use crate::inventory::{Mac, Node, Role};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -42,7 +42,7 @@ const EXTRA_SERVICES: [&str; 1] = ["system"];
 /// The dashboard's event stream sends at most one change notice per this interval.
 const EVENT_THROTTLE: Duration = Duration::from_millis(250);
 
-const DASHBOARD: &str = include_str!("../../../templates/collector/dashboard.html");
+const DASHBOARD: &str = include_str!("../../templates/collector/dashboard.html");
 
 /// The API router.
 pub fn app(state: AppState) -> Router {

@@ -1,12 +1,12 @@
 //! JSON documents of the read API (`GET /v1/nodes`, `GET /v1/nodes/{id}`), shared with
 //! `plasmagen status`, which deserializes them.
 
+use plasma_inventory::inventory::{Inventory, Node};
 use plasma_wire::discover::DiscoverReport;
 use serde::{Deserialize, Serialize};
 
 use super::fleet::{Discovered, Fleet, NodeLive, NodeState};
 use super::store::{HistoryEntry, format_ms};
-use crate::inventory::{Inventory, Node};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct FleetView {
