@@ -22,6 +22,7 @@ use http_body_util::{BodyExt, LengthLimitError, Limited};
 use plasma_inventory::inventory::{Mac, Node, Role};
 use plasma_wire::Report;
 use plasma_wire::discover::DiscoverReport;
+use plasma_wire::report::ProvisionStep;
 use serde::de::DeserializeOwned;
 use serde_json::json;
 use tokio::time::Instant;
@@ -56,6 +57,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/nodes/{id}", get(get_node))
         .route("/v1/nodes/{id}/installed", post(mark_installed))
         .route("/v1/nodes/{id}/reprovision", post(reprovision))
+        .route("/v1/nodes/{id}/provision", post(provision_step))
         .route("/v1/events", get(events))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -519,6 +521,41 @@ async fn reprovision(
     operator_action(&s, &peer, &id, |node, actor| WriteOp::Reprovision {
         node,
         actor,
+    })
+    .await
+}
+
+/// A step of `plasmagen provision`, shown on the dashboard (operator certificate only).
+async fn provision_step(
+    State(s): State<AppState>,
+    Caller(peer): Caller,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Response, ApiError> {
+    peer.check_operator()?;
+    let step: ProvisionStep = read_json(&headers, body).await?;
+    let step_ok = !step.step.is_empty()
+        && step.step.len() <= ProvisionStep::MAX_STEP
+        && step
+            .step
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b == b'-');
+    if !step_ok || step.message.len() > ProvisionStep::MAX_MESSAGE {
+        return Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_step",
+            format!(
+                "step must be 1-{} of a-z and '-', message at most {} bytes",
+                ProvisionStep::MAX_STEP,
+                ProvisionStep::MAX_MESSAGE
+            ),
+        ));
+    }
+    operator_action(&s, &peer, &id, |node, actor| WriteOp::Provision {
+        node,
+        actor,
+        step,
     })
     .await
 }

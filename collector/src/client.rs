@@ -148,6 +148,22 @@ impl OperatorClient {
         Self::finish(&url, self.http.get(&url).send().await).await
     }
 
+    /// One node with its history.
+    pub async fn node(&self, node: &str) -> Result<NodeView, ClientError> {
+        let url = format!("{}/v1/nodes/{node}?limit=1", self.base);
+        Self::finish(&url, self.http.get(&url).send().await).await
+    }
+
+    /// Report a provisioning step for the dashboard.
+    pub async fn provision_step(
+        &self,
+        node: &str,
+        step: &plasma_wire::report::ProvisionStep,
+    ) -> Result<NodeView, ClientError> {
+        let url = format!("{}/v1/nodes/{node}/provision", self.base);
+        Self::finish(&url, self.http.post(&url).json(step).send().await).await
+    }
+
     /// `action`: `installed` or `reprovision`.
     pub async fn node_action(&self, node: &str, action: &str) -> Result<NodeView, ClientError> {
         let url = format!("{}/v1/nodes/{node}/{action}", self.base);

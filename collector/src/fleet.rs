@@ -170,6 +170,14 @@ impl Fleet {
         }
     }
 
+    /// A step of `plasmagen provision`: the dashboard's last message for the node.
+    pub fn apply_provision(&mut self, hostname: &str, message: &str, at_ms: i64) {
+        if let Some(node) = self.nodes.get_mut(hostname) {
+            node.last_message = Some(message.to_string());
+            node.last_ms = Some(at_ms);
+        }
+    }
+
     /// Runbook 9.2: the next PXE boot reinstalls, and the old phases no longer mean anything.
     pub fn apply_reprovision(&mut self, hostname: &str) {
         if let Some(node) = self.nodes.get_mut(hostname) {

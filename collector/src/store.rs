@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use plasma_wire::discover::DiscoverReport;
-use plasma_wire::{Phase, Report, ReportStatus};
+use plasma_wire::{Phase, Report, ReportStatus, report::ProvisionStep};
 use rusqlite::{Connection, OpenFlags, params};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -54,6 +54,7 @@ pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 pub const KIND_REPORT: &str = "report";
 pub const KIND_INSTALLED: &str = "mark-installed";
 pub const KIND_REPROVISION: &str = "reprovision";
+pub const KIND_PROVISION: &str = "provision";
 
 #[derive(Debug)]
 pub enum WriteOp {
@@ -70,6 +71,12 @@ pub enum WriteOp {
         mac: String,
         report: DiscoverReport,
         remote: Option<String>,
+    },
+    /// A step of `plasmagen provision` (history only, plus the node's last message).
+    Provision {
+        node: String,
+        actor: String,
+        step: ProvisionStep,
     },
 }
 
@@ -205,6 +212,10 @@ fn replay(conn: &Connection, fleet: &mut Fleet) -> rusqlite::Result<()> {
             }
             KIND_INSTALLED => fleet.apply_installed(&node, ms),
             KIND_REPROVISION => fleet.apply_reprovision(&node),
+            KIND_PROVISION => {
+                let message: String = row.get(5)?;
+                fleet.apply_provision(&node, &message, ms);
+            }
             _ => {}
         }
     }
@@ -334,6 +345,19 @@ fn commit(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<()> {
                         actor
                     ])?;
                 }
+                WriteOp::Provision { node, actor, step } => {
+                    hist.execute(params![
+                        node,
+                        KIND_PROVISION,
+                        None::<String>,
+                        step.step,
+                        if step.ok { "ok" } else { "error" },
+                        provision_message(step),
+                        None::<String>,
+                        ms,
+                        actor
+                    ])?;
+                }
                 WriteOp::Discover {
                     mac,
                     report,
@@ -353,6 +377,9 @@ fn apply(f: &mut Fleet, op: &WriteOp, ms: i64) {
         WriteOp::Report(r) => f.apply_report(r, ms),
         WriteOp::Installed { node, .. } => f.apply_installed(node, ms),
         WriteOp::Reprovision { node, .. } => f.apply_reprovision(node),
+        WriteOp::Provision { node, step, .. } => {
+            f.apply_provision(node, &provision_message(step), ms)
+        }
         WriteOp::Discover {
             mac,
             report,
@@ -434,4 +461,10 @@ impl Store {
     pub fn writer_alive(&self) -> bool {
         !self.tx.is_closed()
     }
+}
+
+/// How a provisioning step reads in the history and on the dashboard.
+pub fn provision_message(step: &ProvisionStep) -> String {
+    let mark = if step.ok { "" } else { "FAILED " };
+    format!("provision {mark}{}: {}", step.step, step.message)
 }

@@ -20,7 +20,7 @@ fn main() -> ExitCode {
         .init();
     match command::run(cli) {
         Ok(Outcome::Ok) => ExitCode::from(EXIT_OK),
-        Ok(Outcome::ChangesPending) => ExitCode::from(EXIT_CHANGES),
+        Ok(Outcome::ChangesPending | Outcome::Failed) => ExitCode::from(EXIT_CHANGES),
         Err(e) => {
             let msg = e.to_string();
             if !msg.is_empty() {

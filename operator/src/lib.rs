@@ -1,5 +1,13 @@
-//! What the operator's machine does to the fleet's hardware: today the BMC drivers
-//! ([`bmc`]), one module per protocol behind one trait; the provisioning, rollout and
-//! decommission commands build on them.
+//! What the operator's machine does to the fleet: provisioning ([`provision`]) over SSH
+//! ([`ssh`]) and nixos-anywhere ([`install`]), powered through the BMC drivers ([`bmc`]),
+//! one module per protocol behind one trait, with live progress ([`progress`]) and a journal
+//! for `--resume` ([`journal`]).
 
 pub mod bmc;
+pub mod collector;
+pub mod install;
+pub mod journal;
+pub mod progress;
+pub mod provision;
+pub mod ssh;
+pub mod tools;

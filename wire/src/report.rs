@@ -112,3 +112,19 @@ pub struct Report {
     pub message: String,
     pub at: String,
 }
+
+/// A provisioning step the operator's tools report for a node
+/// (`POST /v1/nodes/{id}/provision`, operator certificate only): shown on the dashboard.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProvisionStep {
+    /// `guard`, `power`, `installer`, `install`, `mark-installed`, `reboot`, `unlock`, `done`.
+    pub step: String,
+    pub ok: bool,
+    pub message: String,
+}
+
+impl ProvisionStep {
+    pub const MAX_STEP: usize = 32;
+    pub const MAX_MESSAGE: usize = 1024;
+}

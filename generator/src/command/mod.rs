@@ -4,8 +4,10 @@ pub mod certs;
 pub mod check;
 pub mod collector;
 pub mod discovered;
+pub(crate) mod fleet;
 pub mod generate;
 pub mod mark_installed;
+pub mod provision;
 pub mod reprovision;
 pub mod status;
 pub mod unlock;
@@ -63,6 +65,9 @@ pub enum Command {
     Reprovision(reprovision::Args),
     /// Operator: discovered machines whose MAC is in no inventory node, as `[[nodes]]` entries.
     Discovered(discovered::Args),
+    /// Operator: PXE-boot nodes through their BMCs and install them (never over a live node).
+    #[command(after_help = provision::HELP)]
+    Provision(provision::Args),
     /// Operator: send a luks-lvm node's passphrase to its initrd SSH prompt (host key pinned).
     #[command(after_help = unlock::HELP)]
     Unlock(unlock::Args),
@@ -73,6 +78,8 @@ pub enum Command {
 pub enum Outcome {
     Ok,
     ChangesPending,
+    /// An operator command finished, but some node failed (exit 1).
+    Failed,
 }
 
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
@@ -86,6 +93,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Discovered(args) => discovered::run(&args),
         Command::Certs(args) => certs::run(&args),
         Command::Unlock(args) => unlock::run(&args),
+        Command::Provision(args) => provision::run(&args),
     }
 }
 

@@ -8,10 +8,16 @@ Usage: python fake_bmc.py LOG_FILE
   FAKE_BMC_USER / FAKE_BMC_PASSWORD come from the environment (never argv, so the test can
   check that no process shows the password). The bound port is printed as `listening PORT`
   on stdout. The emulator exits when its stdin closes, so it cannot outlive the test.
+  FAKE_BMC_ADDRESS: the address to bind (default 127.0.0.1).
+  FAKE_BMC_ON_BOOT: a shell command run whenever the machine starts (power on from off, or a
+  reset/cycle while on), with BOOT_DEVICE set to the device the machine boots: the one-shot
+  device when one was set (then cleared, as a real BMC does), else "default". The provisioning
+  tests use it to start the machine's SSH server: the installer when it network-booted.
 """
 
 import json
 import os
+import subprocess
 import sys
 import threading
 
@@ -26,13 +32,30 @@ NOT_IN_PRESENT_STATE = 0xD5
 class FakeBmc(bmc.Bmc):
     def __init__(self, authdata, log_path):
         # Port 0: the kernel picks a free port; pyghmi binds exactly the address given.
-        super().__init__(authdata, port=0, address="127.0.0.1")
+        super().__init__(
+            authdata, port=0, address=os.environ.get("FAKE_BMC_ADDRESS", "127.0.0.1")
+        )
         # pyghmi routes a session's packets by (client address, self.port) and compares that
         # with the socket's real port, so self.port must be the port the kernel chose.
         self.port = self.serversocket.getsockname()[1]
         self.power = "off"
         self.bootdev = "default"
+        self.persistent = False
         self.log_file = open(log_path, "a", buffering=1)
+
+    def boot(self):
+        """The machine starts: boots the one-shot device (then forgets it) or its default."""
+        hook = os.environ.get("FAKE_BMC_ON_BOOT")
+        device = self.bootdev
+        if not self.persistent:
+            self.bootdev = "default"
+        self.log(call="boot", device=device)
+        if hook:
+            subprocess.Popen(
+                ["sh", "-c", hook],
+                env=dict(os.environ, BOOT_DEVICE=device),
+                stdin=subprocess.DEVNULL,
+            )
 
     def log(self, **entry):
         self.log_file.write(json.dumps(entry) + "\n")
@@ -43,7 +66,10 @@ class FakeBmc(bmc.Bmc):
 
     def power_on(self):
         self.log(call="power_on", before=self.power)
+        was = self.power
         self.power = "on"
+        if was != "on":
+            self.boot()
 
     def power_off(self):
         self.log(call="power_off", before=self.power)
@@ -53,12 +79,14 @@ class FakeBmc(bmc.Bmc):
         self.log(call="power_reset", before=self.power)
         if self.power != "on":
             return NOT_IN_PRESENT_STATE
+        self.boot()
         return 0
 
     def power_cycle(self):
         self.log(call="power_cycle", before=self.power)
         if self.power != "on":
             return NOT_IN_PRESENT_STATE
+        self.boot()
         return 0
 
     def get_boot_device(self):
@@ -72,6 +100,7 @@ class FakeBmc(bmc.Bmc):
         data = request["data"]
         if data[0] == 5 and len(data) > 1:
             flags = data[1]
+            self.persistent = bool(flags & 0x40)
             self.log(
                 call="boot_flags",
                 valid=bool(flags & 0x80),

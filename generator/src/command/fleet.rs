@@ -1,0 +1,72 @@
+//! What the operator commands (provision, rollout, decommission, verify) share: the generated
+//! flake's inventory copy, the node selection, the collector client.
+
+use plasma_collector::client::{ClientTls, OperatorClient};
+use plasma_operator::provision::plan::Layout;
+
+use crate::diag::did_you_mean;
+use crate::error::Error;
+use crate::inventory::{self, Inventory, Loaded, Node};
+
+/// The inventory copy `generate` wrote into the flake (what the flake was built from).
+pub fn load_fleet(layout: &Layout) -> Result<Loaded, Error> {
+    let path = ["inventory.toml", "inventory.json"]
+        .iter()
+        .map(|name| layout.flake.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            Error::Usage(format!(
+                "{}: no inventory.toml or inventory.json: run `plasmagen generate INVENTORY --out DIR` first",
+                layout.flake.display()
+            ))
+        })?;
+    Ok(inventory::load(&path)?)
+}
+
+/// The named nodes (each known, none twice), the founding members, or all (founders first).
+pub fn pick_nodes<'a>(
+    inv: &'a Inventory,
+    names: &[String],
+    bootstrap: bool,
+    all: bool,
+) -> Result<Vec<&'a Node>, Error> {
+    if bootstrap {
+        return Ok(inv.bootstrap_nodes());
+    }
+    if all {
+        let mut nodes: Vec<&Node> = inv.bootstrap_nodes();
+        nodes.extend(inv.nodes.iter().filter(|n| !inv.is_bootstrap(n)));
+        return Ok(nodes);
+    }
+    if names.is_empty() {
+        return Err(Error::Usage(
+            "name the nodes, or pass --bootstrap or --all".into(),
+        ));
+    }
+    let known: Vec<&str> = inv.nodes.iter().map(|n| n.hostname.as_str()).collect();
+    let mut nodes: Vec<&Node> = Vec::new();
+    for name in names {
+        let Some(node) = inv.node(name) else {
+            let hint = did_you_mean(name, &known)
+                .map(|s| format!("; did you mean `{s}`?"))
+                .unwrap_or_default();
+            return Err(Error::Usage(format!(
+                "unknown node `{name}` (not in the inventory){hint}"
+            )));
+        };
+        if nodes.iter().any(|n| n.hostname == node.hostname) {
+            return Err(Error::Usage(format!("node `{name}` named twice")));
+        }
+        nodes.push(node);
+    }
+    Ok(nodes)
+}
+
+/// The operator's collector client: cluster CA and operator certificate from the secrets.
+pub fn collector_client(url: &str, secrets: &std::path::Path) -> Result<OperatorClient, Error> {
+    let tls = ClientTls {
+        secrets: Some(secrets.to_path_buf()),
+        ..ClientTls::default()
+    };
+    OperatorClient::new(url, &tls).map_err(|e| Error::Usage(e.to_string()))
+}
