@@ -32,6 +32,7 @@ PACKAGES=(
   git                # hardware reports in a git flake (generate warns about untracked ones)
   ipmitool           # the IPMI driver, tested against an emulated BMC
   python3-venv       # the venv of the BMC emulators
+  curl               # the provisioning lab asks its collector (mTLS) with curl
 )
 
 missing=()

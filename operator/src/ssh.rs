@@ -68,6 +68,9 @@ impl SshConfig {
             HostKeys::FirstContact(file) => {
                 opts.push(format!("UserKnownHostsFile={}", file.display()));
                 opts.push("StrictHostKeyChecking=accept-new".into());
+                // Readable entries (Debian's ssh_config hashes them): the key is compared with
+                // the node's own below.
+                opts.push("HashKnownHosts=no".into());
             }
         }
         opts.push("GlobalKnownHostsFile=/dev/null".into());
@@ -214,6 +217,20 @@ pub fn recorded_keys(file: &Path, host: &str) -> Vec<String> {
                 .split(',')
                 .any(|h| h == host)
                 .then(|| format!("{kind} {blob}"))
+        })
+        .collect()
+}
+
+/// Every key of a known_hosts file, hashed host names or not.
+pub fn all_keys(file: &Path) -> Vec<String> {
+    let Ok(text) = fs::read_to_string(file) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let mut parts = l.split_whitespace().skip(1);
+            Some(format!("{} {}", parts.next()?, parts.next()?))
         })
         .collect()
 }

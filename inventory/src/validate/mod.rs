@@ -472,13 +472,19 @@ fn node_rules(r: &mut Rules<'_>) {
             disk_rules(r, i, node);
         }
         if let Some(bmc) = &node.bmc {
-            let addr_ok = bmc.address.parse::<Ipv4Addr>().is_ok() || is_domain(&bmc.address);
-            if !addr_ok {
+            // A BMC on a non-standard port (an emulator, a port-forward) is `host:port`.
+            let (host, port) = match bmc.address.rsplit_once(':') {
+                Some((h, p)) => (h, Some(p)),
+                None => (bmc.address.as_str(), None),
+            };
+            let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+            let addr_ok = host.parse::<Ipv4Addr>().is_ok() || is_domain(host);
+            if !addr_ok || !port_ok {
                 r.error(
                     n,
                     &f("bmc.address"),
                     format!(
-                        "{:?} is neither an IPv4 address nor a DNS name",
+                        "{:?} is neither an IPv4 address nor a DNS name (optionally with :port)",
                         bmc.address
                     ),
                 );

@@ -1,0 +1,597 @@
+//! A provisioning lab in a network namespace of the test's own: per node an emulated IPMI BMC
+//! (pyghmi, operator/tests/support/ipmi/fake_bmc.py) whose power-on starts the "machine" —
+//! a real OpenSSH sshd on the node's provisioning IP answering as the NixOS installer after a
+//! network boot or as the installed system (with the node's generated host key) after a disk
+//! boot (machine.sh, remote.sh) — the real collector (`plasmagen collector`, mTLS), and the
+//! nixos-anywhere stand-in on PATH. plasmagen runs inside the namespace, as an operator would.
+//! Needs root, sshd, ssh, ipmitool, curl and the BMC venv of scripts/test.sh.
+
+use std::collections::BTreeMap;
+use std::fs;
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::common::{generate, repo_root, require_tool};
+
+pub const COLLECTOR_IP: &str = "10.0.100.10";
+pub const BMC_USER: &str = "admin";
+pub const BMC_PASSWORD: &str = "lab-bmc-Pw 9";
+const HERE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/provision_lab");
+
+pub struct LabNode {
+    pub hostname: String,
+    pub ip: String,
+    pub bootstrap: bool,
+}
+
+pub struct Lab {
+    pub dir: tempfile::TempDir,
+    pub ns: String,
+    pub out: PathBuf,
+    pub key: PathBuf,
+    pub nodes: Vec<LabNode>,
+    bmcs: BTreeMap<String, Bmc>,
+    collector: Option<Child>,
+}
+
+struct Bmc {
+    child: Child,
+    _stdin: ChildStdin,
+    port: u16,
+    log: PathBuf,
+}
+
+impl Lab {
+    /// Nodes `(hostname, bootstrap)`; all control-plane when bootstrap, else workers. Every
+    /// machine starts powered off.
+    pub fn new(nodes: &[(&str, bool)]) -> Lab {
+        require_root_and_tools();
+        fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd (sshd's privilege separation)");
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lab = dir.path();
+        for script in ["machine.sh", "remote.sh"] {
+            copy_exec(&Path::new(HERE).join(script), &lab.join(script));
+        }
+        fs::create_dir_all(lab.join("bin")).unwrap();
+        copy_exec(
+            &Path::new(HERE).join("nixos-anywhere"),
+            &lab.join("bin/nixos-anywhere"),
+        );
+        fs::write(
+            lab.join("os-release.installer"),
+            "NAME=NixOS\nID=nixos\nVARIANT_ID=installer\nPRETTY_NAME=\"NixOS 26.05 (installer)\"\n",
+        )
+        .unwrap();
+        fs::write(
+            lab.join("os-release.installed"),
+            "NAME=NixOS\nID=nixos\nPRETTY_NAME=\"NixOS 26.05 (Yarara)\"\n",
+        )
+        .unwrap();
+        let key = lab.join("id_ed25519");
+        keygen(&key);
+        fs::copy(key.with_extension("pub"), lab.join("authorized_keys")).unwrap();
+
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let ns = format!(
+            "plprov-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::SeqCst)
+        );
+        ip_cmd(&["netns", "add", &ns]);
+        ip_cmd(&["-n", &ns, "link", "set", "lo", "up"]);
+        let nodes: Vec<LabNode> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, (h, bootstrap))| LabNode {
+                hostname: h.to_string(),
+                ip: format!("10.0.100.{}", 50 + i),
+                bootstrap: *bootstrap,
+            })
+            .collect();
+        let mut lab_ = Lab {
+            dir,
+            ns,
+            out: PathBuf::new(),
+            key,
+            nodes: Vec::new(),
+            bmcs: BTreeMap::new(),
+            collector: None,
+        };
+        for ip in std::iter::once(COLLECTOR_IP).chain(nodes.iter().map(|n| n.ip.as_str())) {
+            ip_cmd(&[
+                "-n",
+                &lab_.ns,
+                "addr",
+                "add",
+                &format!("{ip}/32"),
+                "dev",
+                "lo",
+            ]);
+        }
+        for n in &nodes {
+            let bmc = lab_.start_bmc(n);
+            lab_.bmcs.insert(n.hostname.clone(), bmc);
+        }
+        lab_.nodes = nodes;
+        let inventory = lab_.dir.path().join("inventory.toml");
+        fs::write(&inventory, lab_.inventory()).unwrap();
+        lab_.out = lab_.dir.path().join("out");
+        generate(&inventory, &lab_.out);
+        for n in &lab_.nodes {
+            let machine = lab_.machine_dir(&n.hostname);
+            fs::create_dir_all(&machine).unwrap();
+            let host_key = lab_
+                .out
+                .join("secrets/nodes")
+                .join(&n.hostname)
+                .join("etc/ssh/ssh_host_ed25519_key");
+            fs::write(
+                machine.join("installed_host_key_path"),
+                host_key.display().to_string(),
+            )
+            .unwrap();
+        }
+        lab_.start_collector();
+        lab_
+    }
+
+    /// With no founding member among the lab's nodes, three control-plane nodes without a BMC
+    /// (never touched) found the cluster, so the inventory is valid.
+    fn inventory(&self) -> String {
+        let mut bootstrap: Vec<String> = self
+            .nodes
+            .iter()
+            .filter(|n| n.bootstrap)
+            .map(|n| format!("\"{}\"", n.hostname))
+            .collect();
+        let stand_by = bootstrap.is_empty();
+        if stand_by {
+            bootstrap = (1..=3).map(|i| format!("\"cp{i}\"")).collect();
+        }
+        let mut text = format!(
+            r#"[cluster]
+name = "lab"
+domain = "lab.example"
+bootstrap = [{}]
+ssh_authorized_keys = ["{}"]
+state_version = "26.05"
+collector_url = "https://{COLLECTOR_IP}:8443"
+
+[networks.provisioning]
+subnet = "10.0.100.0/24"
+gateway = "10.0.100.1"
+nameservers = ["10.0.100.1"]
+dhcp_range = {{ start = "10.0.100.100", end = "10.0.100.200" }}
+pxe_server = "{COLLECTOR_IP}"
+interface = "lab0"
+
+[networks.production]
+subnet = "10.0.200.0/24"
+gateway = "10.0.200.1"
+nameservers = ["10.0.200.1"]
+"#,
+            bootstrap.join(", "),
+            fs::read_to_string(self.key.with_extension("pub"))
+                .unwrap()
+                .trim()
+        );
+        for (i, n) in self.nodes.iter().enumerate() {
+            let role = if n.bootstrap {
+                "control-plane"
+            } else {
+                "worker"
+            };
+            text.push_str(&format!(
+                r#"
+[[nodes]]
+hostname = "{h}"
+role = "{role}"
+mac = "52:54:00:aa:00:{i:02x}"
+provisioning_ip = "{ip}"
+production_ip = "10.0.200.{p}"
+production_macs = ["52:54:00:bb:00:{i:02x}"]
+bmc = {{ address = "127.0.0.1:{port}", username = "{BMC_USER}" }}
+"#,
+                h = n.hostname,
+                ip = n.ip,
+                p = 10 + i,
+                port = self.bmcs[&n.hostname].port,
+            ));
+        }
+        for i in (1..=3).filter(|_| stand_by) {
+            text.push_str(&format!(
+                r#"
+[[nodes]]
+hostname = "cp{i}"
+role = "control-plane"
+mac = "52:54:00:cc:00:{i:02x}"
+provisioning_ip = "10.0.100.{}"
+production_ip = "10.0.200.{}"
+production_macs = ["52:54:00:dd:00:{i:02x}"]
+"#,
+                40 + i,
+                40 + i
+            ));
+        }
+        text
+    }
+
+    fn start_bmc(&self, n: &LabNode) -> Bmc {
+        let log = self.dir.path().join(format!("bmc-{}.jsonl", n.hostname));
+        let hook = format!(
+            "{}/machine.sh {} {} {}",
+            self.dir.path().display(),
+            self.dir.path().display(),
+            n.hostname,
+            n.ip
+        );
+        let mut child = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .arg(bmc_python())
+            .arg(repo_root().join("operator/tests/support/ipmi/fake_bmc.py"))
+            .arg(&log)
+            .env("FAKE_BMC_USER", BMC_USER)
+            .env("FAKE_BMC_PASSWORD", BMC_PASSWORD)
+            .env("FAKE_BMC_ON_BOOT", hook)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start fake_bmc.py");
+        let stdin = child.stdin.take().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        thread::spawn(move || {
+            let mut line = String::new();
+            let _ = BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(Duration::from_secs(15)).unwrap_or_default();
+        let port = line
+            .trim()
+            .strip_prefix("listening ")
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("fake_bmc.py did not start: {line:?}"));
+        Bmc {
+            child,
+            _stdin: stdin,
+            port,
+            log,
+        }
+    }
+
+    fn start_collector(&mut self) {
+        let log = fs::File::create(self.dir.path().join("collector.log")).unwrap();
+        let child = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .arg(env!("CARGO_BIN_EXE_plasmagen"))
+            .arg("collector")
+            .arg("--inventory")
+            .arg(self.out.join("flake/inventory.toml"))
+            .arg("--secrets")
+            .arg(self.out.join("secrets"))
+            .arg("--db")
+            .arg(self.dir.path().join("collector.db"))
+            .args(["--listen", &format!("{COLLECTOR_IP}:8443")])
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("start the collector");
+        self.collector = Some(child);
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while self.curl("GET", "/health").is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "collector not answering:\n{}",
+                fs::read_to_string(self.dir.path().join("collector.log")).unwrap_or_default()
+            );
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// A request to the collector with the operator certificate (curl in the namespace).
+    pub fn curl(&self, method: &str, path: &str) -> Option<Value> {
+        let s = self.out.join("secrets");
+        let o = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &self.ns,
+                "curl",
+                "-sf",
+                "--max-time",
+                "5",
+                "-X",
+                method,
+            ])
+            .arg("--cacert")
+            .arg(s.join("ca/ca-cert.pem"))
+            .arg("--cert")
+            .arg(s.join("operator/operator-cert.pem"))
+            .arg("--key")
+            .arg(s.join("operator/operator-key.pem"))
+            .arg(format!("https://{COLLECTOR_IP}:8443{path}"))
+            .output()
+            .ok()?;
+        o.status
+            .success()
+            .then(|| serde_json::from_slice(&o.stdout).ok())
+            .flatten()
+    }
+
+    pub fn collector_node(&self, node: &str) -> Value {
+        self.curl("GET", &format!("/v1/nodes/{node}"))
+            .unwrap_or_else(|| panic!("GET /v1/nodes/{node} failed"))
+    }
+
+    pub fn machine_dir(&self, node: &str) -> PathBuf {
+        self.dir.path().join("machines").join(node)
+    }
+
+    /// Boot a machine now as its BMC would (`network` or `default`), without the BMC.
+    pub fn boot(&self, node: &str, device: &str) {
+        let n = self.node(node);
+        let o = Command::new("ip")
+            .args(["netns", "exec", &self.ns])
+            .arg(self.dir.path().join("machine.sh"))
+            .arg(self.dir.path())
+            .arg(node)
+            .arg(&n.ip)
+            .env("BOOT_DEVICE", device)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+
+    pub fn node(&self, node: &str) -> &LabNode {
+        self.nodes.iter().find(|n| n.hostname == node).unwrap()
+    }
+
+    /// Every call the node's BMC received, in order (fake_bmc.py's log).
+    pub fn bmc_calls(&self, node: &str) -> Vec<Value> {
+        fs::read_to_string(&self.bmcs[node].log)
+            .unwrap_or_default()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
+    /// The BMC calls that change the machine (anything but reading the power state).
+    pub fn bmc_actions(&self, node: &str) -> Vec<String> {
+        self.bmc_calls(node)
+            .iter()
+            .map(|c| c["call"].as_str().unwrap_or("").to_string())
+            .filter(|c| c != "get_power_state" && c != "get_boot_device")
+            .collect()
+    }
+
+    /// The machine's boot events, once there are at least `count` (within 15 s).
+    pub fn boots(&self, node: &str, count: usize) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let events = lines(&self.machine_dir(node).join("events"));
+            if events.len() >= count || Instant::now() > deadline {
+                return events;
+            }
+            thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// The commands the machine's sshd ran, as `system: command`.
+    pub fn remote_commands(&self, node: &str) -> Vec<String> {
+        lines(&self.machine_dir(node).join("commands"))
+    }
+
+    /// The nixos-anywhere stand-in's calls: argv and what its stdin was.
+    pub fn installs(&self) -> Vec<(Vec<String>, String)> {
+        let dir = self.dir.path().join("calls");
+        let mut names: Vec<PathBuf> = fs::read_dir(&dir)
+            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default();
+        names.retain(|p| p.extension().is_some_and(|e| e == "argv"));
+        names.sort();
+        names
+            .iter()
+            .map(|p| {
+                let argv = fs::read(p).unwrap();
+                let argv = argv
+                    .split(|b| *b == 0)
+                    .filter(|a| !a.is_empty())
+                    .map(|a| String::from_utf8_lossy(a).into_owned())
+                    .collect();
+                let stdin = fs::read_to_string(p.with_extension("stdin")).unwrap_or_default();
+                (argv, stdin.trim().to_string())
+            })
+            .collect()
+    }
+
+    /// `plasmagen provision OUT -i KEY ARGS…` in the namespace, stdin detached.
+    pub fn provision(&self, args: &[&str]) -> Output {
+        let mut cmd = self.in_ns();
+        cmd.args(self.provision_argv(args)).stdin(Stdio::null());
+        run_bounded(cmd, Duration::from_secs(120))
+    }
+
+    /// The same under `script`: plasmagen's stdin, stdout and stderr are a terminal.
+    pub fn provision_in_terminal(&self, args: &[&str]) -> Output {
+        let line: Vec<String> = self
+            .provision_argv(args)
+            .iter()
+            .map(|a| plasma_operator::provision::shell_quote(a))
+            .collect();
+        let mut cmd = self.in_ns();
+        cmd.args(["script", "-qefc", &line.join(" "), "/dev/null"])
+            .stdin(Stdio::null());
+        run_bounded(cmd, Duration::from_secs(120))
+    }
+
+    fn in_ns(&self) -> Command {
+        let path = format!(
+            "{}:{}",
+            self.dir.path().join("bin").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns, "env"])
+            .arg(format!("PATH={path}"))
+            .arg(format!("PLASMA_LAB={}", self.dir.path().display()))
+            .arg(format!("IPMI_PASSWORD={BMC_PASSWORD}"));
+        cmd
+    }
+
+    fn provision_argv(&self, args: &[&str]) -> Vec<String> {
+        let mut argv = vec![
+            env!("CARGO_BIN_EXE_plasmagen").to_string(),
+            "provision".into(),
+            self.out.display().to_string(),
+            "-i".into(),
+            self.key.display().to_string(),
+            "--poll-interval".into(),
+            "1".into(),
+        ];
+        argv.extend(args.iter().map(|a| a.to_string()));
+        argv
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        if let Some(c) = &mut self.collector {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+        for bmc in self.bmcs.values_mut() {
+            let _ = bmc.child.kill();
+            let _ = bmc.child.wait();
+        }
+        if let Ok(o) = Command::new("ip")
+            .args(["netns", "pids", &self.ns])
+            .output()
+        {
+            for pid in String::from_utf8_lossy(&o.stdout).split_whitespace() {
+                let _ = Command::new("kill").args(["-9", pid]).status();
+            }
+        }
+        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
+    }
+}
+
+pub fn text(o: &Output) -> String {
+    format!(
+        "exit {}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+pub fn lines(path: &Path) -> Vec<String> {
+    fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn bmc_python() -> PathBuf {
+    let python = std::env::var_os("PLASMA_BMC_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target/bmc-venv/bin/python"));
+    assert!(
+        python.is_file(),
+        "{}: the BMC emulators' venv is missing: run the tests through scripts/test.sh",
+        python.display()
+    );
+    python
+}
+
+fn require_root_and_tools() {
+    let uid = fs::metadata("/proc/self").expect("/proc/self").uid();
+    assert_eq!(
+        uid, 0,
+        "the provisioning lab needs root (network namespace, sshd)"
+    );
+    for (tool, package) in [
+        ("sshd", "openssh-server"),
+        ("ssh", "openssh-client"),
+        ("ssh-keygen", "openssh-client"),
+        ("ip", "iproute2"),
+        ("ipmitool", "ipmitool"),
+        ("curl", "curl"),
+        ("script", "bsdutils"),
+    ] {
+        require_tool(tool, package);
+    }
+}
+
+fn copy_exec(from: &Path, to: &Path) {
+    fs::copy(from, to).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
+    fs::set_permissions(to, fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn keygen(path: &Path) {
+    let o = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "operator", "-f"])
+        .arg(path)
+        .output()
+        .expect("ssh-keygen");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+}
+
+fn ip_cmd(args: &[&str]) {
+    let o = Command::new("ip").args(args).output().expect("run ip");
+    assert!(
+        o.status.success(),
+        "ip {args:?}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
+/// The run's output, bounded: a hang fails the test instead of blocking it.
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
+    let out = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = out.read_to_end(&mut v);
+        v
+    });
+    let err = thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = err.read_to_end(&mut v);
+        v
+    });
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "hung for {limit:?}; output so far:\n{}",
+                String::from_utf8_lossy(&out.join().unwrap_or_default())
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    Output {
+        status,
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
