@@ -4,10 +4,14 @@
 //! for `--resume` ([`journal`]).
 
 pub mod bmc;
+pub mod cluster;
 pub mod collector;
+pub mod decommission;
+pub mod fleet;
 pub mod install;
 pub mod journal;
 pub mod progress;
 pub mod provision;
+pub mod rollout;
 pub mod ssh;
 pub mod tools;

@@ -3,14 +3,17 @@
 pub mod certs;
 pub mod check;
 pub mod collector;
+pub mod decommission;
 pub mod discovered;
 pub(crate) mod fleet;
 pub mod generate;
 pub mod mark_installed;
 pub mod provision;
 pub mod reprovision;
+pub mod rollout;
 pub mod status;
 pub mod unlock;
+pub mod verify;
 
 use clap::{Parser, Subcommand};
 
@@ -68,6 +71,15 @@ pub enum Command {
     /// Operator: PXE-boot nodes through their BMCs and install them (never over a live node).
     #[command(after_help = provision::HELP)]
     Provision(provision::Args),
+    /// Operator: roll the flake's configuration onto running nodes, never below quorum.
+    #[command(after_help = rollout::HELP)]
+    Rollout(rollout::Args),
+    /// Operator: take a node out of the Raft groups and power it off.
+    #[command(after_help = decommission::HELP)]
+    Decommission(decommission::Args),
+    /// Operator: check the running fleet against the inventory (Raft, IAM, SSH host keys).
+    #[command(after_help = verify::HELP)]
+    Verify(verify::Args),
     /// Operator: send a luks-lvm node's passphrase to its initrd SSH prompt (host key pinned).
     #[command(after_help = unlock::HELP)]
     Unlock(unlock::Args),
@@ -94,6 +106,9 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Certs(args) => certs::run(&args),
         Command::Unlock(args) => unlock::run(&args),
         Command::Provision(args) => provision::run(&args),
+        Command::Rollout(args) => rollout::run(&args),
+        Command::Decommission(args) => decommission::run(&args),
+        Command::Verify(args) => verify::run(&args),
     }
 }
 

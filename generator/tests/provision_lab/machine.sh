@@ -29,8 +29,14 @@ if [ "$system" = installer ]; then
 else
   host_key=$(cat "$dir/installed_host_key_path")
 fi
+listen="ListenAddress $ip:22"
+# The installed system also answers on its production address.
+if [ "$system" = installed ] && [ -f "$dir/production_ip" ]; then
+  listen="$listen
+ListenAddress $(cat "$dir/production_ip"):22"
+fi
 cat > "$dir/sshd_config" <<CONF
-ListenAddress $ip:22
+$listen
 HostKey $host_key
 AuthorizedKeysFile $lab/authorized_keys
 PermitRootLogin prohibit-password

@@ -5,6 +5,8 @@
 //! boot (machine.sh, remote.sh) — the real collector (`plasmagen collector`, mTLS), and the
 //! nixos-anywhere stand-in on PATH. plasmagen runs inside the namespace, as an operator would.
 //! Needs root, sshd, ssh, ipmitool, curl and the BMC venv of scripts/test.sh.
+// Shared by tests/provision.rs and tests/operate.rs; each uses part of it.
+#![allow(dead_code)]
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -21,6 +23,8 @@ use serde_json::Value;
 
 use crate::common::{generate, repo_root, require_tool};
 
+mod cluster;
+
 pub const COLLECTOR_IP: &str = "10.0.100.10";
 pub const BMC_USER: &str = "admin";
 pub const BMC_PASSWORD: &str = "lab-bmc-Pw 9";
@@ -29,6 +33,7 @@ const HERE: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/provision_lab");
 pub struct LabNode {
     pub hostname: String,
     pub ip: String,
+    pub production_ip: String,
     pub bootstrap: bool,
 }
 
@@ -40,6 +45,7 @@ pub struct Lab {
     pub nodes: Vec<LabNode>,
     bmcs: BTreeMap<String, Bmc>,
     collector: Option<Child>,
+    cluster: Option<(Child, ChildStdin)>,
 }
 
 struct Bmc {
@@ -61,10 +67,12 @@ impl Lab {
             copy_exec(&Path::new(HERE).join(script), &lab.join(script));
         }
         fs::create_dir_all(lab.join("bin")).unwrap();
-        copy_exec(
-            &Path::new(HERE).join("nixos-anywhere"),
-            &lab.join("bin/nixos-anywhere"),
-        );
+        for stand_in in ["nixos-anywhere", "nixos-rebuild", "nix"] {
+            copy_exec(
+                &Path::new(HERE).join(stand_in),
+                &lab.join("bin").join(stand_in),
+            );
+        }
         fs::write(
             lab.join("os-release.installer"),
             "NAME=NixOS\nID=nixos\nVARIANT_ID=installer\nPRETTY_NAME=\"NixOS 26.05 (installer)\"\n",
@@ -93,6 +101,7 @@ impl Lab {
             .map(|(i, (h, bootstrap))| LabNode {
                 hostname: h.to_string(),
                 ip: format!("10.0.100.{}", 50 + i),
+                production_ip: format!("10.0.200.{}", 10 + i),
                 bootstrap: *bootstrap,
             })
             .collect();
@@ -104,8 +113,12 @@ impl Lab {
             nodes: Vec::new(),
             bmcs: BTreeMap::new(),
             collector: None,
+            cluster: None,
         };
-        for ip in std::iter::once(COLLECTOR_IP).chain(nodes.iter().map(|n| n.ip.as_str())) {
+        let addresses = nodes
+            .iter()
+            .flat_map(|n| [n.ip.as_str(), n.production_ip.as_str()]);
+        for ip in std::iter::once(COLLECTOR_IP).chain(addresses) {
             ip_cmd(&[
                 "-n",
                 &lab_.ns,
@@ -138,6 +151,7 @@ impl Lab {
                 host_key.display().to_string(),
             )
             .unwrap();
+            fs::write(machine.join("production_ip"), &n.production_ip).unwrap();
         }
         lab_.start_collector();
         lab_
@@ -196,13 +210,13 @@ hostname = "{h}"
 role = "{role}"
 mac = "52:54:00:aa:00:{i:02x}"
 provisioning_ip = "{ip}"
-production_ip = "10.0.200.{p}"
+production_ip = "{prod}"
 production_macs = ["52:54:00:bb:00:{i:02x}"]
 bmc = {{ address = "127.0.0.1:{port}", username = "{BMC_USER}" }}
 "#,
                 h = n.hostname,
                 ip = n.ip,
-                p = 10 + i,
+                prod = n.production_ip,
                 port = self.bmcs[&n.hostname].port,
             ));
         }
@@ -218,7 +232,7 @@ production_ip = "10.0.200.{}"
 production_macs = ["52:54:00:dd:00:{i:02x}"]
 "#,
                 40 + i,
-                40 + i
+                60 + i
             ));
         }
         text
@@ -434,7 +448,7 @@ production_macs = ["52:54:00:dd:00:{i:02x}"]
         run_bounded(cmd, Duration::from_secs(120))
     }
 
-    fn in_ns(&self) -> Command {
+    pub fn in_ns(&self) -> Command {
         let path = format!(
             "{}:{}",
             self.dir.path().join("bin").display(),
@@ -465,6 +479,10 @@ production_macs = ["52:54:00:dd:00:{i:02x}"]
 
 impl Drop for Lab {
     fn drop(&mut self) {
+        if let Some((c, _)) = &mut self.cluster {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
         if let Some(c) = &mut self.collector {
             let _ = c.kill();
             let _ = c.wait();

@@ -17,5 +17,14 @@ case "$cmd" in
     (sleep 1; BOOT_DEVICE=default "$lab/machine.sh" "$lab" "$node" "$(cat "$dir/ip")") \
       >/dev/null 2>&1 </dev/null &
     ;;
+  "activate-new test")
+    echo "test" >> "$dir/activations"
+    if [ -e "$lab/breaks-$node" ]; then touch "$lab/broken-$node"; fi
+    ;;
+  "activate-new switch") echo "switch" >> "$dir/activations" ;;
+  "/nix/var/nix/profiles/system/bin/switch-to-configuration test")
+    echo "rollback" >> "$dir/activations"
+    rm -f "$lab/broken-$node"
+    ;;
   *) echo "remote.sh: unexpected command: $cmd" >&2; exit 127 ;;
 esac
