@@ -22,9 +22,10 @@ use crate::error::Error;
 const EXIT_CODES: &str = "\
 Exit codes:
   0   success (dry-run: nothing would change)
-  1   dry-run: changes pending
+  1   dry-run: changes pending; provision/rollout/verify/decommission: a node or check failed
   2   invalid input (inventory, arguments, refused layout, unreadable CA); nothing was written
-  69  unreachable or failing: the collector (status, mark-installed, reprovision, discovered), a node's initrd (unlock)
+  69  unreachable or failing: the collector (status, mark-installed, reprovision, discovered,
+      provision), a BMC (provision's preflight), a node's initrd (unlock), the cluster (decommission)
   70  internal error (a bug: please report it)
   74  I/O error writing the output";
 

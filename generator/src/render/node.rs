@@ -10,8 +10,9 @@ use crate::inventory::{DiskLayout, Firmware, Inventory, Node, Service};
 
 /// Where nixos-anywhere --extra-files puts the node's keys (runbook 5.3 Step 3.4).
 pub const SECRETS_DIR_ON_NODE: &str = "/etc/nixos/secrets";
-/// Where the LUKS passphrase is uploaded during install (nixos-anywhere --disk-encryption-keys).
-pub const LUKS_KEY_FILE: &str = "/tmp/secret.key";
+/// Where disko reads the LUKS passphrase: where `plasmagen provision` uploads it
+/// (nixos-anywhere --disk-encryption-keys).
+pub const LUKS_KEY_FILE: &str = plasma_operator::install::LUKS_KEY_REMOTE;
 
 pub fn tls_paths(node: &Node) -> TlsPaths {
     TlsPaths {
