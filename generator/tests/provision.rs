@@ -88,7 +88,7 @@ fn bootstrap_from_a_terminal_installs_every_founder_once() {
             [
                 "cat /etc/os-release",
                 "nixos-facter",
-                "install",
+                "plasma-lab-install",
                 "nohup sh -c 'sleep 2; reboot' >/dev/null 2>&1 &"
             ],
             "{commands:?}"

@@ -10,7 +10,7 @@ case "$cmd" in
   "cat /etc/os-release")
     if [ -f "$dir/os-release.$system" ]; then cat "$dir/os-release.$system"
     else cat "$lab/os-release.$system"; fi ;;
-  install) touch "$dir/installed" ;;
+  plasma-lab-install) touch "$dir/installed" ;;
   nixos-facter) echo '{"version": 1, "system": "x86_64-linux"}' ;;
   *reboot*)
     # Like `reboot`: the session ends, the machine boots again from its default device.

@@ -8,7 +8,7 @@ Usage: python fake_bmc.py LOG_FILE
   FAKE_BMC_USER / FAKE_BMC_PASSWORD come from the environment (never argv, so the test can
   check that no process shows the password). The bound port is printed as `listening PORT`
   on stdout. The emulator exits when its stdin closes, so it cannot outlive the test.
-  FAKE_BMC_ADDRESS: the address to bind (default 127.0.0.1).
+  FAKE_BMC_ADDRESS / FAKE_BMC_PORT: where to listen (default 127.0.0.1, a free port).
   FAKE_BMC_ON_BOOT: a shell command run whenever the machine starts (power on from off, or a
   reset/cycle while on), with BOOT_DEVICE set to the device the machine boots: the one-shot
   device when one was set (then cleared, as a real BMC does), else "default". The provisioning
@@ -33,7 +33,9 @@ class FakeBmc(bmc.Bmc):
     def __init__(self, authdata, log_path):
         # Port 0: the kernel picks a free port; pyghmi binds exactly the address given.
         super().__init__(
-            authdata, port=0, address=os.environ.get("FAKE_BMC_ADDRESS", "127.0.0.1")
+            authdata,
+            port=int(os.environ.get("FAKE_BMC_PORT", "0")),
+            address=os.environ.get("FAKE_BMC_ADDRESS", "127.0.0.1"),
         )
         # pyghmi routes a session's packets by (client address, self.port) and compares that
         # with the socket's real port, so self.port must be the port the kernel chose.
