@@ -2,8 +2,6 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::Json;
@@ -19,20 +17,17 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use futures_util::Stream;
 use http_body_util::{BodyExt, LengthLimitError, Limited};
-use plasma_inventory::inventory::{Mac, Node, Role};
+use plasma_inventory::inventory::{Node, Role};
 use plasma_wire::Report;
-use plasma_wire::discover::DiscoverReport;
-use plasma_wire::report::ProvisionStep;
 use serde::de::DeserializeOwned;
 use serde_json::json;
-use tokio::time::Instant;
 
 use super::auth::Peer;
 use super::error::ApiError;
 use super::fleet::NodeState;
 use super::store::{WriteOp, now_ms};
 use super::view::{discovered_view, fleet_view, node_view};
-use super::{AppState, Shared};
+use super::{AppState, Shared, actions, discover};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -52,12 +47,12 @@ pub fn app(state: AppState) -> Router {
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/reports", post(post_report))
-        .route("/v1/discover", post(post_discover))
+        .route("/v1/discover", post(discover::post_discover))
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/{id}", get(get_node))
-        .route("/v1/nodes/{id}/installed", post(mark_installed))
-        .route("/v1/nodes/{id}/reprovision", post(reprovision))
-        .route("/v1/nodes/{id}/provision", post(provision_step))
+        .route("/v1/nodes/{id}/installed", post(actions::mark_installed))
+        .route("/v1/nodes/{id}/reprovision", post(actions::reprovision))
+        .route("/v1/nodes/{id}/provision", post(actions::provision_step))
         .route("/v1/events", get(events))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -183,13 +178,16 @@ async fn metrics(State(s): State<AppState>) -> Response {
         .into_response()
 }
 
-fn stuck_ms(s: &Shared) -> i64 {
+pub(crate) fn stuck_ms(s: &Shared) -> i64 {
     i64::try_from(s.config.stuck_after.as_millis()).unwrap_or(i64::MAX)
 }
 
 /// Read a JSON body: `application/json`, at most [`MAX_BODY`] bytes, well-formed, and of the
 /// right shape (unknown fields and values refused by the wire types).
-async fn read_json<T: DeserializeOwned>(headers: &HeaderMap, body: Body) -> Result<T, ApiError> {
+pub(crate) async fn read_json<T: DeserializeOwned>(
+    headers: &HeaderMap,
+    body: Body,
+) -> Result<T, ApiError> {
     let ct = headers
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
@@ -305,146 +303,6 @@ async fn accept_report(
     Ok((StatusCode::OK, Json(json!({"status": "stored"}))).into_response())
 }
 
-/// Per-source token buckets for `/v1/discover` (tokio time, so tests can pause it).
-pub struct RateLimiter {
-    burst: f64,
-    refill: Duration,
-    buckets: Mutex<HashMap<Option<IpAddr>, (f64, Instant)>>,
-}
-
-/// Forget idle sources once this many are tracked.
-const MAX_TRACKED_SOURCES: usize = 65_536;
-
-impl RateLimiter {
-    pub fn new(burst: u32, refill: Duration) -> RateLimiter {
-        RateLimiter {
-            burst: f64::from(burst.max(1)),
-            refill: refill.max(Duration::from_millis(1)),
-            buckets: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// Take a token for `source`; `Err(wait)` when it has none.
-    pub fn take(&self, source: Option<IpAddr>) -> Result<(), Duration> {
-        let now = Instant::now();
-        let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if b.len() >= MAX_TRACKED_SOURCES {
-            let burst = self.burst;
-            let refill = self.refill.as_secs_f64();
-            b.retain(|_, (tokens, at)| {
-                *tokens + now.duration_since(*at).as_secs_f64() / refill < burst
-            });
-        }
-        let (tokens, at) = b.entry(source).or_insert((self.burst, now));
-        let refilled = now.duration_since(*at).as_secs_f64() / self.refill.as_secs_f64();
-        *tokens = (*tokens + refilled).min(self.burst);
-        *at = now;
-        if *tokens >= 1.0 {
-            *tokens -= 1.0;
-            Ok(())
-        } else {
-            Err(self.refill.mul_f64(1.0 - *tokens))
-        }
-    }
-}
-
-const MAX_NICS: usize = 64;
-const MAX_DISKS: usize = 256;
-const MAX_BY_ID: usize = 32;
-const MAX_STRING: usize = 512;
-
-fn check_discover(d: &DiscoverReport) -> Result<String, ApiError> {
-    let invalid =
-        |m: String| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_discover", m);
-    let mac = Mac::parse_any_separator(&d.primary_mac)
-        .map_err(|e| invalid(format!("primary_mac: {e}")))?;
-    if d.nics.len() > MAX_NICS || d.disks.len() > MAX_DISKS {
-        return Err(invalid(format!(
-            "at most {MAX_NICS} NICs and {MAX_DISKS} disks are accepted"
-        )));
-    }
-    let mut strings: Vec<&str> = vec![&d.cpu.model];
-    strings.extend(d.hostname.as_deref());
-    for n in &d.nics {
-        strings.extend([n.name.as_str(), n.mac.as_str()]);
-    }
-    for disk in &d.disks {
-        if disk.by_id.len() > MAX_BY_ID {
-            return Err(invalid(format!(
-                "disk {}: at most {MAX_BY_ID} by-id names are accepted",
-                disk.name
-            )));
-        }
-        strings.push(&disk.name);
-        strings.extend(disk.model.as_deref());
-        strings.extend(disk.by_id.iter().map(String::as_str));
-    }
-    if strings.iter().any(|s| s.len() > MAX_STRING) {
-        return Err(invalid(format!(
-            "a name or model is longer than {MAX_STRING} bytes"
-        )));
-    }
-    Ok(mac.as_str().to_string())
-}
-
-async fn post_discover(
-    State(s): State<AppState>,
-    Caller(peer): Caller,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let res = accept_discover(&s, &peer, &headers, body).await;
-    match &res {
-        Ok(_) => s.metrics.discover("stored"),
-        Err(e) => s.metrics.discover(e.code),
-    }
-    res
-}
-
-async fn accept_discover(
-    s: &Shared,
-    peer: &Peer,
-    headers: &HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    let source = peer.addr.map(|a| a.ip());
-    if let Err(wait) = s.limiter.take(source) {
-        let secs = wait.as_secs().max(1);
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many discovery reports from this address; retry in {secs}s"),
-        );
-        e.retry_after = Some(secs);
-        return Err(e);
-    }
-    let report: DiscoverReport = read_json(headers, body).await?;
-    let mac = check_discover(&report)?;
-    let known = s.hostname_by_mac(&mac).map(str::to_string);
-    {
-        let fleet = s.fleet.read().unwrap_or_else(|e| e.into_inner());
-        if !fleet.discovered.contains_key(&mac) && fleet.discovered.len() >= s.config.max_discovered
-        {
-            return Err(ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "discover_full",
-                format!(
-                    "{} discovered machines are stored already; not accepting new MACs",
-                    s.config.max_discovered
-                ),
-            ));
-        }
-    }
-    s.store
-        .write(WriteOp::Discover {
-            mac: mac.clone(),
-            report,
-            remote: peer.addr.map(|a| a.ip().to_string()),
-        })
-        .await?;
-    Ok(Json(json!({"status": "stored", "mac": mac, "inventory_node": known})).into_response())
-}
-
 async fn list_nodes(State(s): State<AppState>) -> Response {
     let fleet = s.fleet.read().unwrap_or_else(|e| e.into_inner());
     let view = fleet_view(&s.inventory, &fleet, now_ms(), stuck_ms(&s));
@@ -453,7 +311,7 @@ async fn list_nodes(State(s): State<AppState>) -> Response {
 }
 
 /// The inventory node `id` names, or 404.
-fn inventory_node<'a>(s: &'a Shared, id: &str) -> Result<&'a Node, ApiError> {
+pub(crate) fn inventory_node<'a>(s: &'a Shared, id: &str) -> Result<&'a Node, ApiError> {
     s.node(id)
         .ok_or_else(|| ApiError::not_found(format!("node {id:?} is not in the inventory")))
 }
@@ -481,83 +339,6 @@ async fn get_node(
     let limit = q.limit.unwrap_or(s.config.history_limit).min(100_000);
     view.history = Some(s.store.history(&node.hostname, limit).await?);
     Ok(Json(view).into_response())
-}
-
-async fn operator_action(
-    s: &Shared,
-    peer: &Peer,
-    id: &str,
-    make: impl FnOnce(String, String) -> WriteOp,
-) -> Result<Response, ApiError> {
-    peer.check_operator()?;
-    let node = inventory_node(s, id)?;
-    let actor = match (&peer.cert, peer.addr) {
-        (Some(c), _) => c.common_name.clone(),
-        (None, Some(a)) => format!("lab:{a}"),
-        (None, None) => "lab".into(),
-    };
-    s.store.write(make(node.hostname.clone(), actor)).await?;
-    let fleet = s.fleet.read().unwrap_or_else(|e| e.into_inner());
-    Ok(Json(node_view(&s.inventory, &fleet, node, now_ms(), stuck_ms(s))).into_response())
-}
-
-async fn mark_installed(
-    State(s): State<AppState>,
-    Caller(peer): Caller,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    operator_action(&s, &peer, &id, |node, actor| WriteOp::Installed {
-        node,
-        actor,
-    })
-    .await
-}
-
-async fn reprovision(
-    State(s): State<AppState>,
-    Caller(peer): Caller,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    operator_action(&s, &peer, &id, |node, actor| WriteOp::Reprovision {
-        node,
-        actor,
-    })
-    .await
-}
-
-/// A step of `plasmagen provision`, shown on the dashboard (operator certificate only).
-async fn provision_step(
-    State(s): State<AppState>,
-    Caller(peer): Caller,
-    Path(id): Path<String>,
-    headers: HeaderMap,
-    body: Body,
-) -> Result<Response, ApiError> {
-    peer.check_operator()?;
-    let step: ProvisionStep = read_json(&headers, body).await?;
-    let step_ok = !step.step.is_empty()
-        && step.step.len() <= ProvisionStep::MAX_STEP
-        && step
-            .step
-            .bytes()
-            .all(|b| b.is_ascii_lowercase() || b == b'-');
-    if !step_ok || step.message.len() > ProvisionStep::MAX_MESSAGE {
-        return Err(ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_step",
-            format!(
-                "step must be 1-{} of a-z and '-', message at most {} bytes",
-                ProvisionStep::MAX_STEP,
-                ProvisionStep::MAX_MESSAGE
-            ),
-        ));
-    }
-    operator_action(&s, &peer, &id, |node, actor| WriteOp::Provision {
-        node,
-        actor,
-        step,
-    })
-    .await
 }
 
 /// Server-sent events: `changed` with the fleet version whenever something was committed.

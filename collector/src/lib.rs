@@ -10,10 +10,12 @@
 //!
 //! Contract and operations: docs/collector.md.
 
+mod actions;
 mod api;
 pub mod auth;
 mod boot;
 pub mod client;
+mod discover;
 pub mod error;
 pub mod fleet;
 pub mod metrics;
@@ -78,7 +80,7 @@ pub struct Shared {
     /// For changes that bypass the writer (refused reports shown on the dashboard).
     notify: watch::Sender<u64>,
     pub config: Config,
-    limiter: api::RateLimiter,
+    limiter: discover::RateLimiter,
 }
 
 pub type AppState = Arc<Shared>;
@@ -137,7 +139,7 @@ pub fn open(inventory: Inventory, db: &Path, config: Config) -> Result<AppState,
         metrics: Metrics::default(),
         changed: rx,
         notify: tx,
-        limiter: api::RateLimiter::new(config.discover_burst, config.discover_refill),
+        limiter: discover::RateLimiter::new(config.discover_burst, config.discover_refill),
         config,
     }))
 }

@@ -868,3 +868,52 @@ async fn dashboard_and_unknown_routes() {
         "method_not_allowed"
     );
 }
+
+#[tokio::test]
+async fn provisioning_steps_are_operator_only_bounded_and_shown_as_the_last_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(runbook(), dir.path(), Config::default());
+    let step = json!({"step": "install", "ok": true, "message": "nixos-anywhere"});
+    let uri = "/v1/nodes/node02/provision";
+    let (st, _) = post_json(&s, uri, None, &step).await;
+    assert_eq!(st, StatusCode::UNAUTHORIZED);
+    let (st, v) = post_json(&s, uri, Some(node_peer("node02")), &step).await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (StatusCode::FORBIDDEN, Some("not_operator"))
+    );
+    for bad in [
+        json!({"step": "Install!", "ok": true, "message": ""}),
+        json!({"step": "", "ok": true, "message": ""}),
+        json!({"step": "install", "ok": true, "message": "x".repeat(2000)}),
+        json!({"step": "install", "ok": true, "message": "", "extra": 1}),
+    ] {
+        let (st, v) = post_json(&s, uri, Some(operator_peer()), &bad).await;
+        assert!(st.is_client_error(), "{bad}: {st} {v}");
+        assert!(v["error"].is_string(), "{v}");
+    }
+    let (st, v) = post_json(
+        &s,
+        "/v1/nodes/node99/provision",
+        Some(operator_peer()),
+        &step,
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND, "{v}");
+
+    let failed = json!({"step": "guard", "ok": false, "message": "answers as a live system"});
+    let (st, v) = post_json(&s, uri, Some(operator_peer()), &failed).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let node: NodeView = get_json(&s, "/v1/nodes/node02").await;
+    assert_eq!(
+        node.last_message.as_deref(),
+        Some("provision FAILED guard: answers as a live system")
+    );
+    let history = node.history.unwrap();
+    assert_eq!(history[0].kind, "provision");
+    assert_eq!(history[0].phase.as_deref(), Some("guard"));
+    assert_eq!(history[0].status.as_deref(), Some("error"));
+    assert_eq!(history[0].actor.as_deref(), Some("operator"));
+    // A step is no installation: the node still netboots.
+    assert!(!node.installed);
+}
