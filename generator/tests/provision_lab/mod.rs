@@ -10,8 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Read};
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -21,9 +20,14 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use crate::common::{generate, repo_root, require_tool};
+use crate::common::{generate, repo_root};
 
 mod cluster;
+mod inventory;
+mod process;
+
+use process::{bmc_python, copy_exec, ip_cmd, keygen, require_root_and_tools};
+pub use process::{lines, run_bounded, text};
 
 pub const COLLECTOR_IP: &str = "10.0.100.10";
 pub const BMC_USER: &str = "admin";
@@ -155,87 +159,6 @@ impl Lab {
         }
         lab_.start_collector();
         lab_
-    }
-
-    /// With no founding member among the lab's nodes, three control-plane nodes without a BMC
-    /// (never touched) found the cluster, so the inventory is valid.
-    fn inventory(&self) -> String {
-        let mut bootstrap: Vec<String> = self
-            .nodes
-            .iter()
-            .filter(|n| n.bootstrap)
-            .map(|n| format!("\"{}\"", n.hostname))
-            .collect();
-        let stand_by = bootstrap.is_empty();
-        if stand_by {
-            bootstrap = (1..=3).map(|i| format!("\"cp{i}\"")).collect();
-        }
-        let mut text = format!(
-            r#"[cluster]
-name = "lab"
-domain = "lab.example"
-bootstrap = [{}]
-ssh_authorized_keys = ["{}"]
-state_version = "26.05"
-collector_url = "https://{COLLECTOR_IP}:8443"
-
-[networks.provisioning]
-subnet = "10.0.100.0/24"
-gateway = "10.0.100.1"
-nameservers = ["10.0.100.1"]
-dhcp_range = {{ start = "10.0.100.100", end = "10.0.100.200" }}
-pxe_server = "{COLLECTOR_IP}"
-interface = "lab0"
-
-[networks.production]
-subnet = "10.0.200.0/24"
-gateway = "10.0.200.1"
-nameservers = ["10.0.200.1"]
-"#,
-            bootstrap.join(", "),
-            fs::read_to_string(self.key.with_extension("pub"))
-                .unwrap()
-                .trim()
-        );
-        for (i, n) in self.nodes.iter().enumerate() {
-            let role = if n.bootstrap {
-                "control-plane"
-            } else {
-                "worker"
-            };
-            text.push_str(&format!(
-                r#"
-[[nodes]]
-hostname = "{h}"
-role = "{role}"
-mac = "52:54:00:aa:00:{i:02x}"
-provisioning_ip = "{ip}"
-production_ip = "{prod}"
-production_macs = ["52:54:00:bb:00:{i:02x}"]
-bmc = {{ address = "127.0.0.1:{port}", username = "{BMC_USER}" }}
-"#,
-                h = n.hostname,
-                ip = n.ip,
-                prod = n.production_ip,
-                port = self.bmcs[&n.hostname].port,
-            ));
-        }
-        for i in (1..=3).filter(|_| stand_by) {
-            text.push_str(&format!(
-                r#"
-[[nodes]]
-hostname = "cp{i}"
-role = "control-plane"
-mac = "52:54:00:cc:00:{i:02x}"
-provisioning_ip = "10.0.100.{}"
-production_ip = "10.0.200.{}"
-production_macs = ["52:54:00:dd:00:{i:02x}"]
-"#,
-                40 + i,
-                60 + i
-            ));
-        }
-        text
     }
 
     fn start_bmc(&self, n: &LabNode) -> Bmc {
@@ -500,116 +423,5 @@ impl Drop for Lab {
             }
         }
         let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
-    }
-}
-
-pub fn text(o: &Output) -> String {
-    format!(
-        "exit {}\nstdout:\n{}\nstderr:\n{}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-pub fn lines(path: &Path) -> Vec<String> {
-    fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .map(str::to_string)
-        .collect()
-}
-
-fn bmc_python() -> PathBuf {
-    let python = std::env::var_os("PLASMA_BMC_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| repo_root().join("target/bmc-venv/bin/python"));
-    assert!(
-        python.is_file(),
-        "{}: the BMC emulators' venv is missing: run the tests through scripts/test.sh",
-        python.display()
-    );
-    python
-}
-
-fn require_root_and_tools() {
-    let uid = fs::metadata("/proc/self").expect("/proc/self").uid();
-    assert_eq!(
-        uid, 0,
-        "the provisioning lab needs root (network namespace, sshd)"
-    );
-    for (tool, package) in [
-        ("sshd", "openssh-server"),
-        ("ssh", "openssh-client"),
-        ("ssh-keygen", "openssh-client"),
-        ("ip", "iproute2"),
-        ("ipmitool", "ipmitool"),
-        ("curl", "curl"),
-        ("script", "bsdutils"),
-    ] {
-        require_tool(tool, package);
-    }
-}
-
-fn copy_exec(from: &Path, to: &Path) {
-    fs::copy(from, to).unwrap_or_else(|e| panic!("{}: {e}", from.display()));
-    fs::set_permissions(to, fs::Permissions::from_mode(0o755)).unwrap();
-}
-
-fn keygen(path: &Path) {
-    let o = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-C", "operator", "-f"])
-        .arg(path)
-        .output()
-        .expect("ssh-keygen");
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-}
-
-fn ip_cmd(args: &[&str]) {
-    let o = Command::new("ip").args(args).output().expect("run ip");
-    assert!(
-        o.status.success(),
-        "ip {args:?}: {}",
-        String::from_utf8_lossy(&o.stderr)
-    );
-}
-
-/// The run's output, bounded: a hang fails the test instead of blocking it.
-pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
-    let start = Instant::now();
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let out = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break st;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "hung for {limit:?}; output so far:\n{}",
-                String::from_utf8_lossy(&out.join().unwrap_or_default())
-            );
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
     }
 }
