@@ -266,3 +266,26 @@ fn dry_run_and_unconfirmed_reinstall_touch_nothing() {
     assert!(lab.bmc_actions("node01").is_empty());
     std::thread::sleep(Duration::from_millis(10));
 }
+
+#[test]
+fn a_redfish_bmc_boots_the_machine_into_the_installer_once() {
+    // sushy-tools applies power changes 1-11 s after the request (its fake driver).
+    let lab = Lab::with_redfish(&[("node01", false)], &["node01"]);
+    let system = lab.redfish_system("node01");
+    assert_eq!(system["PowerState"], "Off");
+    let o = lab.provision(&["node01", "--installer-timeout", "60"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let system = lab.redfish_system("node01");
+    assert_eq!(system["PowerState"], "On");
+    assert_eq!(system["Boot"]["BootSourceOverrideTarget"], "Pxe");
+    assert_eq!(system["Boot"]["BootSourceOverrideMode"], "UEFI");
+    assert_eq!(lab.boots("node01", 2), ["boot network", "boot default"]);
+    assert_eq!(lab.installs().len(), 1);
+    assert_eq!(lab.collector_node("node01")["installed"], true);
+    // The emulator's log: the override, then one reset to On; the password nowhere.
+    let log = lab.redfish["node01"].log();
+    assert!(log.contains("PATCH /redfish/v1/Systems/"), "{log}");
+    assert_eq!(log.matches("POST /redfish/v1/Systems/").count(), 1, "{log}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!err.contains(provision_lab::BMC_PASSWORD), "{err}");
+}

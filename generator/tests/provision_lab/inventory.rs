@@ -8,6 +8,21 @@ use super::{BMC_USER, COLLECTOR_IP, Lab};
 impl Lab {
     /// With no founding member among the lab's nodes, three control-plane nodes without a BMC
     /// (never touched) found the cluster, so the inventory is valid.
+    fn bmc_line(&self, n: &super::LabNode) -> String {
+        match self.redfish.get(&n.hostname) {
+            Some(r) => format!(
+                "bmc = {{ protocol = \"redfish\", address = \"127.0.0.1:{}\", username = \"{BMC_USER}\", password_file = \"{}\", ca_file = \"{}\" }}",
+                r.port,
+                r.password_file.display(),
+                r.ca.display()
+            ),
+            None => format!(
+                "bmc = {{ address = \"127.0.0.1:{}\", username = \"{BMC_USER}\" }}",
+                self.bmcs[&n.hostname].port
+            ),
+        }
+    }
+
     pub(super) fn inventory(&self) -> String {
         let mut bootstrap: Vec<String> = self
             .nodes
@@ -61,12 +76,12 @@ mac = "52:54:00:aa:00:{i:02x}"
 provisioning_ip = "{ip}"
 production_ip = "{prod}"
 production_macs = ["52:54:00:bb:00:{i:02x}"]
-bmc = {{ address = "127.0.0.1:{port}", username = "{BMC_USER}" }}
+{bmc}
 "#,
                 h = n.hostname,
                 ip = n.ip,
                 prod = n.production_ip,
-                port = self.bmcs[&n.hostname].port,
+                bmc = self.bmc_line(n),
             ));
         }
         for i in (1..=3).filter(|_| stand_by) {

@@ -25,6 +25,7 @@ use crate::common::{generate, repo_root};
 mod cluster;
 mod inventory;
 mod process;
+mod redfish;
 
 use process::{bmc_python, copy_exec, ip_cmd, keygen, require_root_and_tools};
 pub use process::{lines, run_bounded, text};
@@ -39,6 +40,8 @@ pub struct LabNode {
     pub ip: String,
     pub production_ip: String,
     pub bootstrap: bool,
+    /// Its BMC speaks Redfish (sushy-tools) instead of IPMI (pyghmi).
+    pub redfish: bool,
 }
 
 pub struct Lab {
@@ -48,6 +51,7 @@ pub struct Lab {
     pub key: PathBuf,
     pub nodes: Vec<LabNode>,
     bmcs: BTreeMap<String, Bmc>,
+    pub redfish: BTreeMap<String, redfish::RedfishBmc>,
     collector: Option<Child>,
     cluster: Option<(Child, ChildStdin)>,
 }
@@ -63,6 +67,11 @@ impl Lab {
     /// Nodes `(hostname, bootstrap)`; all control-plane when bootstrap, else workers. Every
     /// machine starts powered off.
     pub fn new(nodes: &[(&str, bool)]) -> Lab {
+        Lab::with_redfish(nodes, &[])
+    }
+
+    /// As [`Lab::new`], the nodes named in `redfish` with a Redfish BMC.
+    pub fn with_redfish(nodes: &[(&str, bool)], redfish: &[&str]) -> Lab {
         require_root_and_tools();
         fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd (sshd's privilege separation)");
         let dir = tempfile::tempdir().expect("tempdir");
@@ -107,6 +116,7 @@ impl Lab {
                 ip: format!("10.0.100.{}", 50 + i),
                 production_ip: format!("10.0.200.{}", 10 + i),
                 bootstrap: *bootstrap,
+                redfish: redfish.contains(h),
             })
             .collect();
         let mut lab_ = Lab {
@@ -116,6 +126,7 @@ impl Lab {
             key,
             nodes: Vec::new(),
             bmcs: BTreeMap::new(),
+            redfish: BTreeMap::new(),
             collector: None,
             cluster: None,
         };
@@ -133,7 +144,13 @@ impl Lab {
                 "lo",
             ]);
         }
-        for n in &nodes {
+        for (i, n) in nodes.iter().enumerate() {
+            if n.redfish {
+                let port = 18000 + u16::try_from(i).unwrap();
+                let bmc = lab_.start_redfish(n, port, &bmc_python());
+                lab_.redfish.insert(n.hostname.clone(), bmc);
+                continue;
+            }
             let bmc = lab_.start_bmc(n);
             lab_.bmcs.insert(n.hostname.clone(), bmc);
         }
