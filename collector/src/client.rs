@@ -59,7 +59,7 @@ fn read(path: &Path) -> Result<Vec<u8>, ClientError> {
 }
 
 /// Full error chain of a reqwest error, for people.
-fn describe(e: &reqwest::Error) -> String {
+pub fn describe(e: &reqwest::Error) -> String {
     let mut msg = e.to_string();
     let mut src = std::error::Error::source(e);
     while let Some(s) = src {

@@ -7,7 +7,6 @@
 mod common;
 
 use std::fs;
-use std::io::Read;
 use std::net::Ipv4Addr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -16,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use common::{plasmagen, repo_root, require_tool};
+use common::{plasmagen, read_all, repo_root, require_tool, run_bounded};
 use plasmagen::unlock::{Attempt, Redactor, classify_ssh_error, parse_pinned_key};
 
 const NODE: &str = "worker2";
@@ -251,47 +250,6 @@ fn text(o: &Output) -> (String, String) {
         String::from_utf8_lossy(&o.stdout).into_owned(),
         String::from_utf8_lossy(&o.stderr).into_owned(),
     )
-}
-
-/// The run's output, bounded: a hang fails the test instead of blocking it.
-fn run_bounded(mut cmd: Command, limit: Duration) -> (Output, Duration) {
-    let start = Instant::now();
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn");
-    let mut pipes = (child.stdout.take(), child.stderr.take());
-    let out = thread::spawn(move || read_all(pipes.0.take()));
-    let err = thread::spawn(move || read_all(pipes.1.take()));
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break st;
-        }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "hung for {limit:?}; stderr so far:\n{}",
-                String::from_utf8_lossy(&err.join().unwrap_or_default())
-            );
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    let output = Output {
-        status,
-        stdout: out.join().expect("stdout"),
-        stderr: err.join().expect("stderr"),
-    };
-    (output, start.elapsed())
-}
-
-fn read_all(r: Option<impl Read>) -> Vec<u8> {
-    let mut v = Vec::new();
-    if let Some(mut r) = r {
-        let _ = r.read_to_end(&mut v);
-    }
-    v
 }
 
 fn assert_delivered(fx: &Fixture, o: &Output, sshd: &Sshd) {

@@ -8,6 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
+use plasma_collector::client::describe;
 use plasma_wire::admin::{LeaderHint, Members};
 use reqwest::blocking::{Client, Response};
 use reqwest::{Certificate, Identity, StatusCode};
@@ -150,17 +151,6 @@ impl AdminClient {
         }
         Err("more than 5 redirects or leader hints".into())
     }
-}
-
-fn describe(e: &reqwest::Error) -> String {
-    let mut msg = e.to_string();
-    let mut src = std::error::Error::source(e);
-    while let Some(s) = src {
-        msg.push_str(": ");
-        msg.push_str(&s.to_string());
-        src = s.source();
-    }
-    msg
 }
 
 /// One service's state on one node, for the table.

@@ -1,7 +1,7 @@
 //! `plasmagen decommission OUT NODE`: out of every Raft group at the leader, then powered off,
 //! after a look at what the node is now and a confirmation (runbook 7.6).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 use plasma_operator::bmc::PowerState;
@@ -176,21 +176,9 @@ fn describe(
 }
 
 fn confirm(h: &str) -> Result<(), Error> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Error::Usage(format!(
-            "decommissioning {h} needs a confirmation: run it on a terminal or pass --yes"
-        )));
-    }
-    eprint!("Type {h} to take it out of the cluster and power it off: ");
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .map_err(Error::io_at(std::path::Path::new("<stdin>")))?;
-    if line.trim() != h {
-        return Err(Error::Usage("not confirmed: nothing was done".into()));
-    }
-    Ok(())
+    super::fleet::confirm(
+        &format!("Type {h} to take it out of the cluster and power it off: "),
+        &[h.to_string()],
+        &format!("decommissioning {h} needs a confirmation: run it on a terminal or pass --yes"),
+    )
 }

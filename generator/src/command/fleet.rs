@@ -1,6 +1,8 @@
 //! What the operator commands (provision, rollout, decommission, verify) share: the generated
 //! flake's inventory copy, the node selection, the collector client.
 
+use std::io::{BufRead, IsTerminal, Write};
+
 use plasma_collector::client::{ClientTls, OperatorClient};
 use plasma_operator::provision::plan::Layout;
 
@@ -69,4 +71,27 @@ pub fn collector_client(url: &str, secrets: &std::path::Path) -> Result<Operator
         ..ClientTls::default()
     };
     OperatorClient::new(url, &tls).map_err(|e| Error::Usage(e.to_string()))
+}
+
+/// A destructive step goes ahead only when the operator, on a terminal, types `expected`
+/// (words separated by spaces) after `prompt`; without a terminal `--yes` is the only way.
+pub fn confirm(prompt: &str, expected: &[String], without_terminal: &str) -> Result<(), Error> {
+    let stdin = std::io::stdin();
+    if !stdin.is_terminal() {
+        return Err(Error::Usage(without_terminal.to_string()));
+    }
+    eprint!("{prompt}");
+    let _ = std::io::stderr().flush();
+    let mut line = String::new();
+    stdin
+        .lock()
+        .read_line(&mut line)
+        .map_err(Error::io_at(std::path::Path::new("<stdin>")))?;
+    if !line
+        .split_whitespace()
+        .eq(expected.iter().map(String::as_str))
+    {
+        return Err(Error::Usage("not confirmed: nothing was done".into()));
+    }
+    Ok(())
 }

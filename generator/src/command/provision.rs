@@ -1,7 +1,7 @@
 //! `plasmagen provision OUT (NODE… | --bootstrap | --all)`: PXE-boot machines through their
 //! BMCs and install them with nixos-anywhere, never over a live node (docs/operator.md).
 
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -204,28 +204,15 @@ fn preflight(targets: &[provision::Target], collector: &FleetCollector) -> Resul
 
 /// --reinstall wipes disks: the operator types the node names (from a terminal only).
 fn confirm(names: &[String]) -> Result<(), Error> {
-    let stdin = std::io::stdin();
-    if !stdin.is_terminal() {
-        return Err(Error::Usage(
-            "--reinstall erases the nodes' disks: confirm on a terminal or pass --yes".into(),
-        ));
-    }
     let expected = names.join(" ");
-    eprint!(
-        "--reinstall: the disks of {expected} will be ERASED if they answer as installed systems.\n\
-         Type the node names to confirm ({expected}): "
-    );
-    let _ = std::io::stderr().flush();
-    let mut line = String::new();
-    stdin
-        .lock()
-        .read_line(&mut line)
-        .map_err(Error::io_at(std::path::Path::new("<stdin>")))?;
-    let typed: Vec<&str> = line.split_whitespace().collect();
-    if typed != names.iter().map(String::as_str).collect::<Vec<_>>() {
-        return Err(Error::Usage("not confirmed: nothing was done".into()));
-    }
-    Ok(())
+    super::fleet::confirm(
+        &format!(
+            "--reinstall: the disks of {expected} will be ERASED if they answer as installed systems.\n\
+             Type the node names to confirm ({expected}): "
+        ),
+        names,
+        "--reinstall erases the nodes' disks: confirm on a terminal or pass --yes",
+    )
 }
 
 fn unlock_node(args: &Args, node: &str) -> Result<(), String> {

@@ -1,8 +1,11 @@
 //! Helpers shared by plasmagen's integration tests.
 #![allow(dead_code)]
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::thread;
+use std::time::{Duration, Instant};
 
 pub fn repo_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -93,4 +96,45 @@ pub fn files_under(root: &Path) -> Vec<PathBuf> {
 /// `generate --skip-certs`: the flake alone, byte-for-byte reproducible (golden files).
 pub fn generate_flake_only(inventory: &Path, out: &Path) -> Output {
     generate_with(inventory, out, &["--skip-certs"])
+}
+
+/// The run's output, bounded: a hang fails the test instead of blocking it.
+pub fn run_bounded(mut cmd: Command, limit: Duration) -> (Output, Duration) {
+    let start = Instant::now();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut pipes = (child.stdout.take(), child.stderr.take());
+    let out = thread::spawn(move || read_all(pipes.0.take()));
+    let err = thread::spawn(move || read_all(pipes.1.take()));
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("try_wait") {
+            break st;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "hung for {limit:?}; stderr so far:\n{}",
+                String::from_utf8_lossy(&err.join().unwrap_or_default())
+            );
+        }
+        thread::sleep(Duration::from_millis(50));
+    };
+    let output = Output {
+        status,
+        stdout: out.join().expect("stdout"),
+        stderr: err.join().expect("stderr"),
+    };
+    (output, start.elapsed())
+}
+
+pub fn read_all(r: Option<impl Read>) -> Vec<u8> {
+    let mut v = Vec::new();
+    if let Some(mut r) = r {
+        let _ = r.read_to_end(&mut v);
+    }
+    v
 }

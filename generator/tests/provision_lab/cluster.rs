@@ -3,13 +3,12 @@
 //! them (verify, rollout, decommission).
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use serde_json::{Value, json};
 
+use super::process::spawn_announced;
 use super::{BMC_PASSWORD, BMC_USER, HERE, Lab, lines, run_bounded};
 
 impl Lab {
@@ -80,25 +79,13 @@ impl Lab {
             "leader": {"chainfire": leaders.0, "flaredb": leaders.1},
         });
         self.set_cluster(&state);
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "python3"])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns, "python3"])
             .arg(std::path::Path::new(HERE).join("cluster_sim.py"))
             .arg(self.dir.path())
             .arg(self.out.join("secrets"))
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("python3 cluster_sim.py");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(15)).unwrap_or_default();
+            .stderr(Stdio::inherit());
+        let (child, stdin, line) = spawn_announced(cmd, "python3 cluster_sim.py");
         assert_eq!(line.trim(), "ready", "cluster_sim.py did not start");
         self.cluster = Some((child, stdin));
     }

@@ -10,11 +10,9 @@
 
 use std::collections::BTreeMap;
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -27,7 +25,7 @@ mod inventory;
 mod process;
 mod redfish;
 
-use process::{bmc_python, copy_exec, ip_cmd, keygen, require_root_and_tools};
+use process::{bmc_python, copy_exec, ip_cmd, keygen, require_root_and_tools, spawn_announced};
 pub use process::{lines, run_bounded, text};
 
 pub const COLLECTOR_IP: &str = "10.0.100.10";
@@ -187,28 +185,16 @@ impl Lab {
             n.hostname,
             n.ip
         );
-        let mut child = Command::new("ip")
-            .args(["netns", "exec", &self.ns])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns])
             .arg(bmc_python())
             .arg(repo_root().join("operator/tests/support/ipmi/fake_bmc.py"))
             .arg(&log)
             .env("FAKE_BMC_USER", BMC_USER)
             .env("FAKE_BMC_PASSWORD", BMC_PASSWORD)
             .env("FAKE_BMC_ON_BOOT", hook)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start fake_bmc.py");
-        let stdin = child.stdin.take().unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(15)).unwrap_or_default();
+            .stderr(Stdio::null());
+        let (child, stdin, line) = spawn_announced(cmd, "fake_bmc.py");
         let port = line
             .trim()
             .strip_prefix("listening ")

@@ -1,14 +1,20 @@
 //! Processes and files of the lab: bounded runs, keys, namespaces' addresses.
 
 use std::fs;
-use std::io::Read;
+use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, ChildStdin, Command, Output, Stdio};
+use std::sync::mpsc;
 use std::thread;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::common::{repo_root, require_tool};
+
+/// The run's output, bounded: a hang fails the test instead of blocking it.
+pub fn run_bounded(cmd: Command, limit: Duration) -> Output {
+    crate::common::run_bounded(cmd, limit).0
+}
 
 pub fn text(o: &Output) -> String {
     format!(
@@ -81,42 +87,24 @@ pub fn ip_cmd(args: &[&str]) {
     );
 }
 
-/// The run's output, bounded: a hang fails the test instead of blocking it.
-pub fn run_bounded(mut cmd: Command, limit: Duration) -> Output {
-    let start = Instant::now();
+/// Starts a helper that announces itself with one line on stdout (its port, "ready") and lives
+/// as long as its stdin stays open; the rest of its stdout is drained.
+pub fn spawn_announced(mut cmd: Command, what: &str) -> (Child, ChildStdin, String) {
     let mut child = cmd
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn");
-    let (mut out, mut err) = (child.stdout.take().unwrap(), child.stderr.take().unwrap());
-    let out = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = out.read_to_end(&mut v);
-        v
-    });
-    let err = thread::spawn(move || {
-        let mut v = Vec::new();
-        let _ = err.read_to_end(&mut v);
-        v
-    });
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("try_wait") {
-            break st;
+        .unwrap_or_else(|e| panic!("start {what}: {e}"));
+    let stdin = child.stdin.take().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    thread::spawn(move || {
+        let mut lines = BufReader::new(stdout).lines();
+        if let Some(Ok(first)) = lines.next() {
+            let _ = tx.send(first);
         }
-        if start.elapsed() > limit {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "hung for {limit:?}; output so far:\n{}",
-                String::from_utf8_lossy(&out.join().unwrap_or_default())
-            );
-        }
-        thread::sleep(Duration::from_millis(50));
-    };
-    Output {
-        status,
-        stdout: out.join().unwrap(),
-        stderr: err.join().unwrap(),
-    }
+        for _ in lines {}
+    });
+    let first = rx.recv_timeout(Duration::from_secs(15)).unwrap_or_default();
+    (child, stdin, first)
 }

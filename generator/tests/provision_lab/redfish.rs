@@ -4,14 +4,14 @@
 //! machine when the emulator's system powers on, booting its override target.
 
 use std::fs;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use super::process::spawn_announced;
 use super::{BMC_PASSWORD, BMC_USER, HERE, Lab, LabNode};
 use crate::common::repo_root;
 
@@ -104,8 +104,8 @@ impl Lab {
             std::thread::sleep(Duration::from_millis(100));
         }
         let hook = self.dir.path().join("machine.sh");
-        let mut watcher = Command::new("ip")
-            .args(["netns", "exec", &self.ns])
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns])
             .arg(python)
             .arg(Path::new(HERE).join("redfish_machine.py"))
             .arg(format!(
@@ -119,22 +119,8 @@ impl Lab {
             .arg(self.dir.path())
             .arg(&n.hostname)
             .arg(&n.ip)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redfish_machine.py");
-        let stdin = watcher.stdin.take().unwrap();
-        let stdout = watcher.stdout.take().unwrap();
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut lines = BufReader::new(stdout).lines();
-            if let Some(Ok(first)) = lines.next() {
-                let _ = tx.send(first);
-            }
-            for _ in lines {}
-        });
-        let first = rx.recv_timeout(Duration::from_secs(15)).unwrap_or_default();
+            .stderr(Stdio::null());
+        let (watcher, stdin, first) = spawn_announced(cmd, "redfish_machine.py");
         assert_eq!(first, "watching", "redfish_machine.py did not start");
         bmc.watcher = Some((watcher, stdin));
         bmc
