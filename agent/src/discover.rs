@@ -298,6 +298,7 @@ pub async fn post_report(
     let deadline = Instant::now() + timeout;
     // One attempt never takes more than a slice of the budget, so a hung collector is retried.
     let per_request = timeout.clamp(Duration::from_millis(100), Duration::from_secs(10));
+    crate::http::install_crypto_provider();
     let mut builder = reqwest::Client::builder()
         .timeout(per_request)
         .no_proxy()

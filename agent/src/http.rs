@@ -47,6 +47,13 @@ impl Response {
     }
 }
 
+/// reqwest is built without a bundled TLS provider (agent/Cargo.toml: ring, not aws-lc-rs):
+/// every client of the agent needs this first, or its first https request panics ("No rustls
+/// crypto provider is configured"). An already installed provider is fine too.
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Transport failure: the request got no HTTP answer (refused, reset, timeout, TLS).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
@@ -55,8 +62,7 @@ pub struct HttpError(pub String);
 impl Http {
     /// `need_tls`: some configured URL is https, so the TLS files must be usable.
     pub fn new(tls: &TlsPaths, insecure: bool, need_tls: bool) -> Result<Http, ConfigError> {
-        // reqwest is built without a bundled provider; an already installed one is fine too.
-        let _ = rustls::crypto::ring::default_provider().install_default();
+        install_crypto_provider();
         let mut b = Client::builder()
             .redirect(redirect::Policy::none())
             .no_proxy()
