@@ -2,6 +2,12 @@
 //! libraries `ldd` lists, the kernel modules for virtio NIC, disk and RNG, the collector's CA,
 //! and an /init that brings the NIC up with DHCP, runs `plasma-agent discover` and powers off.
 //! It stands in for NixOS's netboot image, which cannot be built here (no nixpkgs).
+//!
+//! The installer variant ([`build_installer`]) stays up after discovery and answers SSH as
+//! the NixOS installer does: OpenSSH's sshd with the test's key for root, an os-release with
+//! `VARIANT_ID=installer`, and the commands the nixos-anywhere stand-in
+//! (generator/tests/provision_lab/nixos-anywhere) runs: `nixos-facter` and
+//! `plasma-lab-install`, which writes [`local_disk_mbr`] to the disk.
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -9,18 +15,31 @@ use std::process::{Command, Stdio};
 
 use super::Result;
 use super::cpio::Archive;
-use super::tools::Tools;
+use super::tools::{Tools, which};
+use super::vm::local_disk_mbr;
 
 /// Modules the machine needs (dependencies are added from modules.dep).
 const MODULES: &[&str] = &["virtio_pci", "virtio_net", "virtio_blk", "virtio_rng"];
+
+/// Which initrd a lab's machines netboot.
+#[derive(Debug, Clone)]
+pub enum Kind {
+    /// Reports and powers off ([`build`]).
+    Discover,
+    /// Reports, then answers SSH as the NixOS installer, root with this public key
+    /// ([`build_installer`]).
+    Installer { authorized_key: String },
+}
 
 /// Printed by /init on the serial console; the test waits for these.
 pub const MARK_DISCOVER_EXIT: &str = "E2E-INIT: discover exit=";
 pub const MARK_LEASE: &str = "E2E-INIT: lease ";
 
-/// What udev's persistent-storage rule would create for a virtio disk with a serial, done by
-/// hand because the image has no udev: `/dev/disk/by-id/virtio-<serial>`.
-const INIT: &str = r#"#!/bin/busybox sh
+/// The start of every /init: modules, DHCP, discovery; the discovery initrd then powers off,
+/// the installer's starts sshd ([`INSTALLER`]). It creates what udev's persistent-storage rule
+/// would for a virtio disk with a serial, by hand because the image has no udev:
+/// `/dev/disk/by-id/virtio-<serial>`.
+const BOOT: &str = r#"#!/bin/busybox sh
 /bin/busybox --install -s /bin
 export PATH=/bin
 mount -t proc proc /proc
@@ -38,7 +57,79 @@ ip link set "$nic" up
 udhcpc -i "$nic" -n -q -t 20 -T 1 -s /bin/udhcpc.script
 plasma-agent discover --collector-from-cmdline --ca /etc/plasmacloud/ca.pem --timeout 120
 echo "E2E-INIT: discover exit=$?"
-poweroff -f
+"#;
+
+/// Printed by the installer's /init once sshd runs.
+pub const MARK_SSHD: &str = "E2E-INIT: sshd started";
+/// Printed on the console by the installer's `plasma-lab-install`.
+pub const MARK_INSTALLED: &str = "E2E-INSTALLER: local-disk boot sector written";
+/// Printed by the installer's /init when `reboot` signals it ([`INSTALLER`]).
+pub const MARK_REBOOT: &str = "E2E-INSTALLER: rebooting";
+
+/// The installer's /init after [`BOOT`]: a new host key (as NixOS's netboot image makes on
+/// every boot), sshd in the foreground of a background job (its log on the console), then
+/// PID 1 waits forever.
+///
+/// `reboot` (what `plasmagen provision` sends, through `sh -c`) is always busybox's applet:
+/// Debian's busybox sh prefers its applets to files on PATH, so a /bin/reboot script would
+/// never run. Without `-f` the applet signals init (SIGTERM to PID 1) instead of rebooting,
+/// and a shell as PID 1 ignores signals it does not trap: this one traps SIGTERM and reboots
+/// at once (`-f`: the reboot(2) system call) after a sync. `wait` returns for a trapped
+/// signal, `sleep` would delay the trap.
+const INSTALLER: &str = r#"export PATH=/bin:/usr/bin:/usr/sbin
+trap 'echo "E2E-INSTALLER: rebooting"; sync; reboot -f' TERM
+mkdir -p /dev/pts && mount -t devpts devpts /dev/pts
+ssh-keygen -q -t ed25519 -N '' -C installer -f /etc/ssh/ssh_host_ed25519_key
+/usr/sbin/sshd -D -e -f /etc/ssh/sshd_config &
+sleep 1
+if kill -0 $! 2>/dev/null; then echo "E2E-INIT: sshd started"; else echo "E2E-INIT: sshd failed"; fi
+while true; do sleep 3600 & wait $!; done
+"#;
+
+const SSHD_CONFIG: &str = "\
+HostKey /etc/ssh/ssh_host_ed25519_key
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+StrictModes no
+PidFile none
+PrintMotd no
+PrintLastLog no
+";
+
+const PASSWD: &str = "\
+root:x:0:0:root:/root:/bin/sh
+sshd:x:100:65534:sshd privilege separation:/run/sshd:/bin/false
+nobody:x:65534:65534:nobody:/nonexistent:/bin/false
+";
+
+const GROUP: &str = "root:x:0:\nnogroup:x:65534:\n";
+
+const OS_RELEASE: &str = "\
+NAME=NixOS
+ID=nixos
+VARIANT_ID=installer
+PRETTY_NAME=\"NixOS (PlasmaCloud e2e installer initrd)\"
+";
+
+const NIXOS_FACTER: &str = r#"#!/bin/sh
+echo '{"version": 1, "system": "x86_64-linux", "virtualisation": "qemu"}'
+"#;
+
+/// The stand-in installation: the boot sector standing in for the installed system.
+const LAB_INSTALL: &str = r#"#!/bin/sh
+set -e
+dd if=/usr/share/e2e/local-disk.mbr of=/dev/vda bs=512 count=1 conv=notrunc 2>/dev/null
+sync
+echo "E2E-INSTALLER: local-disk boot sector written to /dev/vda" | tee /dev/console
+"#;
+
+/// coreutils' `nohup` (the reboot command runs under it), which Debian's busybox lacks.
+const NOHUP: &str = r#"#!/bin/sh
+trap '' HUP
+exec "$@"
 "#;
 
 const UDHCPC_SCRIPT: &str = r#"#!/bin/sh
@@ -148,11 +239,23 @@ fn module_bytes(path: &Path) -> Result<Vec<u8>> {
     }
 }
 
-/// Builds a gzip-compressed initrd at `out` for `agent`, trusting `ca_pem`.
-pub fn build(tools: &Tools, agent: &Path, ca_pem: &[u8], out: &Path) -> Result<()> {
-    let mut a = Archive::new();
-    let mut dirs = BTreeSet::new();
-    let mut mkdirs = |a: &mut Archive, path: &str| {
+/// An initrd under construction: parents are added before their children, once.
+struct Tree {
+    archive: Archive,
+    dirs: BTreeSet<String>,
+    files: BTreeSet<String>,
+}
+
+impl Tree {
+    fn new() -> Tree {
+        Tree {
+            archive: Archive::new(),
+            dirs: BTreeSet::new(),
+            files: BTreeSet::new(),
+        }
+    }
+
+    fn dir(&mut self, path: &str) {
         let mut cur = String::new();
         for part in path
             .trim_start_matches('/')
@@ -161,11 +264,88 @@ pub fn build(tools: &Tools, agent: &Path, ca_pem: &[u8], out: &Path) -> Result<(
         {
             cur.push('/');
             cur.push_str(part);
-            if dirs.insert(cur.clone()) {
-                a.dir(&cur);
+            if self.dirs.insert(cur.clone()) {
+                self.archive.dir(&cur);
             }
         }
+    }
+
+    /// Adds `path` (and its parent directories) unless it is already in the archive.
+    fn file(&mut self, path: &str, mode: u32, data: &[u8]) {
+        if !self.files.insert(path.to_string()) {
+            return;
+        }
+        if let Some((parent, _)) = path.rsplit_once('/') {
+            self.dir(parent);
+        }
+        self.archive.file(path, mode, data);
+    }
+
+    /// `bin` at `path`, with the shared libraries `ldd` lists for it.
+    fn binary(&mut self, tools: &Tools, bin: &Path, path: &str) -> Result<()> {
+        self.file(path, 0o755, &read(bin)?);
+        for lib in shared_libs(&tools.ldd, bin)? {
+            // ldd names the path the loader uses; store the file itself there, not a symlink.
+            self.file(&lib.to_string_lossy(), 0o755, &read(&lib)?);
+        }
+        Ok(())
+    }
+}
+
+fn read(p: &Path) -> Result<Vec<u8>> {
+    std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))
+}
+
+/// Builds a gzip-compressed initrd at `out` for `agent`, trusting `ca_pem`.
+pub fn build(tools: &Tools, agent: &Path, ca_pem: &[u8], out: &Path) -> Result<()> {
+    let t = base(tools, agent, ca_pem, &format!("{BOOT}poweroff -f\n"))?;
+    write_gzip(tools, t, out)
+}
+
+/// The installer variant: [`build`]'s initrd whose /init then starts OpenSSH's sshd and stays
+/// up; root logs in with `authorized_key`.
+pub fn build_installer(
+    tools: &Tools,
+    agent: &Path,
+    ca_pem: &[u8],
+    authorized_key: &str,
+    out: &Path,
+) -> Result<()> {
+    let mut t = base(tools, agent, ca_pem, &format!("{BOOT}{INSTALLER}"))?;
+    let need = |name: &str| {
+        which(name).ok_or_else(|| {
+            format!("{name} is missing (Debian packages openssh-server, openssh-client)")
+        })
     };
+    t.binary(tools, &need("sshd")?, "/usr/sbin/sshd")?;
+    t.binary(tools, &need("ssh-keygen")?, "/usr/bin/ssh-keygen")?;
+    for d in ["/run/sshd", "/var/empty", "/root/.ssh", "/etc/ssh"] {
+        t.dir(d);
+    }
+    t.file("/etc/ssh/sshd_config", 0o644, SSHD_CONFIG.as_bytes());
+    t.file("/etc/passwd", 0o644, PASSWD.as_bytes());
+    t.file("/etc/group", 0o644, GROUP.as_bytes());
+    t.file(
+        "/etc/nsswitch.conf",
+        0o644,
+        b"passwd: files\ngroup: files\nshadow: files\nhosts: files\n",
+    );
+    t.file("/etc/os-release", 0o644, OS_RELEASE.as_bytes());
+    t.file(
+        "/root/.ssh/authorized_keys",
+        0o600,
+        format!("{}\n", authorized_key.trim()).as_bytes(),
+    );
+    t.file("/usr/share/e2e/local-disk.mbr", 0o644, &local_disk_mbr());
+    t.file("/bin/nixos-facter", 0o755, NIXOS_FACTER.as_bytes());
+    t.file("/bin/plasma-lab-install", 0o755, LAB_INSTALL.as_bytes());
+    t.file("/bin/nohup", 0o755, NOHUP.as_bytes());
+    write_gzip(tools, t, out)
+}
+
+/// busybox, `plasma-agent`, the modules, the CA and `init` as /init.
+fn base(tools: &Tools, agent: &Path, ca_pem: &[u8], init: &str) -> Result<Tree> {
+    let mut t = Tree::new();
     for d in [
         "/bin",
         "/proc",
@@ -175,40 +355,33 @@ pub fn build(tools: &Tools, agent: &Path, ca_pem: &[u8], out: &Path) -> Result<(
         "/etc/plasmacloud",
         "/lib/modules",
     ] {
-        mkdirs(&mut a, d);
+        t.dir(d);
     }
-    let read = |p: &Path| std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()));
-    a.file("/bin/busybox", 0o755, &read(&tools.busybox)?);
-    a.file("/bin/plasma-agent", 0o755, &read(agent)?);
-    a.file("/bin/udhcpc.script", 0o755, UDHCPC_SCRIPT.as_bytes());
-    a.file("/init", 0o755, INIT.as_bytes());
-    a.file("/etc/plasmacloud/ca.pem", 0o644, ca_pem);
-    for lib in shared_libs(&tools.ldd, agent)? {
-        let parent = lib
-            .parent()
-            .map(|p| p.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        mkdirs(&mut a, &parent);
-        // ldd names the path the loader uses; store the file itself there, not a symlink.
-        a.file(&lib.to_string_lossy(), 0o755, &read(&lib)?);
-    }
+    t.file("/bin/busybox", 0o755, &read(&tools.busybox)?);
+    t.binary(tools, agent, "/bin/plasma-agent")?;
+    t.file("/bin/udhcpc.script", 0o755, UDHCPC_SCRIPT.as_bytes());
+    t.file("/init", 0o755, init.as_bytes());
+    t.file("/etc/plasmacloud/ca.pem", 0o644, ca_pem);
     let order = module_order(&tools.modules)?;
     for (name, rel) in &order {
-        a.file(
+        t.file(
             &format!("/lib/modules/{name}.ko"),
             0o644,
             &module_bytes(&tools.modules.join(rel))?,
         );
     }
     let names: Vec<&str> = order.iter().map(|(n, _)| n.as_str()).collect();
-    a.file(
+    t.file(
         "/lib/modules/order",
         0o644,
         format!("{}\n", names.join(" ")).as_bytes(),
     );
+    Ok(t)
+}
 
+fn write_gzip(tools: &Tools, t: Tree, out: &Path) -> Result<()> {
     let mut raw = Vec::new();
-    a.finish(&mut raw).map_err(|e| e.to_string())?;
+    t.archive.finish(&mut raw).map_err(|e| e.to_string())?;
     let file = std::fs::File::create(out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut gz = Command::new(&tools.gzip)
         .args(["-1", "-c"])

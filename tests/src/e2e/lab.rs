@@ -13,7 +13,7 @@ use tempfile::TempDir;
 use super::netns::{Daemon, Netns};
 use super::tools::Tools;
 use super::vm::{Disk, Firmware, Vm, VmSpec};
-use super::{Result, diag_dir, initrd, poll, tail};
+use super::{Result, copy, copy_dir, diag_dir, initrd, mkdir, poll, tail};
 
 pub const PXE_SERVER: &str = "10.0.100.10";
 /// The provisioning interface the inventory names and the DHCP server binds to.
@@ -113,6 +113,26 @@ pub fn build_binaries() -> Result<Binaries> {
     Ok(bins)
 }
 
+/// What a lab serves: the inventory it generates from, the initrd its machines netboot, and
+/// where its logs go.
+#[derive(Debug, Clone)]
+pub struct LabConfig {
+    pub inventory: String,
+    pub initrd: initrd::Kind,
+    pub diag: PathBuf,
+}
+
+impl LabConfig {
+    /// The PXE test's lab: [`INVENTORY`], the discovery initrd, logs in `target/e2e/`.
+    pub fn pxe() -> LabConfig {
+        LabConfig {
+            inventory: INVENTORY.to_string(),
+            initrd: initrd::Kind::Discover,
+            diag: diag_dir(),
+        }
+    }
+}
+
 pub struct Lab {
     // Dropped first: servers, then the namespace, then the files.
     servers: Vec<Daemon>,
@@ -127,33 +147,13 @@ pub struct Lab {
     pub pxe: PathBuf,
 }
 
-fn copy(from: &Path, to: &Path) -> Result<()> {
-    std::fs::copy(from, to)
-        .map(|_| ())
-        .map_err(|e| format!("copy {} -> {}: {e}", from.display(), to.display()))
-}
-
-fn copy_dir(from: &Path, to: &Path) -> Result<()> {
-    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
-    for e in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))? {
-        let e = e.map_err(|e| e.to_string())?;
-        let target = to.join(e.file_name());
-        if e.path().is_dir() {
-            copy_dir(&e.path(), &target)?;
-        } else {
-            copy(&e.path(), &target)?;
-        }
-    }
-    Ok(())
-}
-
-fn mkdir(p: &Path) -> Result<()> {
-    std::fs::create_dir_all(p).map_err(|e| format!("{}: {e}", p.display()))
-}
-
 impl Lab {
     pub fn start(tools: Tools, bins: Binaries) -> Result<Lab> {
-        let diag = diag_dir();
+        Lab::start_with(tools, bins, LabConfig::pxe())
+    }
+
+    pub fn start_with(tools: Tools, bins: Binaries, config: LabConfig) -> Result<Lab> {
+        let diag = config.diag.clone();
         mkdir(&diag)?;
         let work = tempfile::Builder::new()
             .prefix("plasma-e2e-")
@@ -173,8 +173,8 @@ impl Lab {
             pxe: w.join("out/flake/pxe"),
         };
         lab.network()?;
-        lab.generate()?;
-        lab.artifacts()?;
+        lab.generate(&config.inventory)?;
+        lab.artifacts(&config.initrd)?;
         lab.servers()?;
         Ok(lab)
     }
@@ -188,13 +188,19 @@ impl Lab {
         ns.ip(&["link", "add", BRIDGE, "type", "bridge"])?;
         ns.ip(&["addr", "add", &format!("{PXE_SERVER}/24"), "dev", BRIDGE])?;
         ns.ip(&["link", "set", BRIDGE, "up"])?;
-        ns.ip(&["tuntap", "add", "dev", TAP, "mode", "tap"])?;
-        ns.ip(&["link", "set", TAP, "master", BRIDGE])?;
-        ns.ip(&["link", "set", TAP, "up"])
+        self.add_tap(TAP)
     }
 
-    fn generate(&self) -> Result<()> {
-        std::fs::write(&self.inventory, INVENTORY).map_err(|e| e.to_string())?;
+    /// Another tap device on the bridge, for one more machine.
+    pub fn add_tap(&self, tap: &str) -> Result<()> {
+        let ns = &self.ns;
+        ns.ip(&["tuntap", "add", "dev", tap, "mode", "tap"])?;
+        ns.ip(&["link", "set", tap, "master", BRIDGE])?;
+        ns.ip(&["link", "set", tap, "up"])
+    }
+
+    fn generate(&self, inventory: &str) -> Result<()> {
+        std::fs::write(&self.inventory, inventory).map_err(|e| e.to_string())?;
         let out = Command::new(&self.bins.plasmagen)
             .arg("generate")
             .arg(&self.inventory)
@@ -214,12 +220,21 @@ impl Lab {
 
     /// www/boot/ipxe = the generated iPXE directory; www/boot/nixos/<profile>/ = kernel, the
     /// test initrd, netboot.ipxe; tftp/ = Debian's iPXE binaries.
-    fn artifacts(&self) -> Result<()> {
+    fn artifacts(&self, kind: &initrd::Kind) -> Result<()> {
         let www = self.dir().join("www/boot");
         copy_dir(&self.pxe, &www.join("ipxe"))?;
         let initrd = self.dir().join("initrd");
         let ca = std::fs::read(self.secrets.join("ca/ca-cert.pem")).map_err(|e| e.to_string())?;
-        initrd::build(&self.tools, &self.bins.agent, &ca, &initrd)?;
+        match kind {
+            initrd::Kind::Discover => initrd::build(&self.tools, &self.bins.agent, &ca, &initrd)?,
+            initrd::Kind::Installer { authorized_key } => initrd::build_installer(
+                &self.tools,
+                &self.bins.agent,
+                &ca,
+                authorized_key,
+                &initrd,
+            )?,
+        }
         // node01 is a control plane; unknown machines boot the discovery (worker) profile.
         for profile in ["control-plane", "worker"] {
             let dir = www.join("nixos").join(profile);
@@ -357,6 +372,7 @@ impl Lab {
             tap: TAP.to_string(),
             disk_serial: disk_serial.to_string(),
             disk_bytes: DISK_BYTES,
+            reboot: false,
         };
         Vm::start(&self.ns, &self.tools, spec, self.dir(), &self.diag)
     }

@@ -9,9 +9,11 @@
 pub mod cpio;
 pub mod dhcp;
 pub mod efi_disk;
+pub mod hook_vm;
 pub mod initrd;
 pub mod lab;
 pub mod netns;
+pub mod provision_lab;
 pub mod tools;
 pub mod vm;
 
@@ -67,4 +69,31 @@ pub fn poll<T>(timeout: Duration, every: Duration, mut f: impl FnMut() -> Option
         }
         std::thread::sleep(every);
     }
+}
+
+/// Copies a file; the error names both paths.
+pub(crate) fn copy(from: &Path, to: &Path) -> Result<()> {
+    std::fs::copy(from, to)
+        .map(|_| ())
+        .map_err(|e| format!("copy {} -> {}: {e}", from.display(), to.display()))
+}
+
+/// Copies a directory tree.
+pub(crate) fn copy_dir(from: &Path, to: &Path) -> Result<()> {
+    std::fs::create_dir_all(to).map_err(|e| format!("{}: {e}", to.display()))?;
+    for e in std::fs::read_dir(from).map_err(|e| format!("{}: {e}", from.display()))? {
+        let e = e.map_err(|e| e.to_string())?;
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target)?;
+        } else {
+            copy(&e.path(), &target)?;
+        }
+    }
+    Ok(())
+}
+
+/// `mkdir -p`.
+pub(crate) fn mkdir(p: &Path) -> Result<()> {
+    std::fs::create_dir_all(p).map_err(|e| format!("{}: {e}", p.display()))
 }

@@ -3,6 +3,7 @@
 //! console in a file under target/e2e/.
 
 use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use super::netns::{Daemon, Netns};
@@ -36,6 +37,9 @@ pub struct VmSpec {
     pub disk_serial: String,
     pub disk_bytes: u64,
     pub disk: Disk,
+    /// A reboot inside the guest resets the machine (no `-no-reboot`); otherwise QEMU exits,
+    /// so a test sees the end of one boot.
+    pub reboot: bool,
 }
 
 /// What the machine's disk holds.
@@ -89,9 +93,10 @@ pub struct Vm {
 }
 
 impl Vm {
-    /// Starts the machine inside `ns`; `work` holds its disk image and UEFI variable store.
-    pub fn start(ns: &Netns, tools: &Tools, spec: VmSpec, work: &Path, diag: &Path) -> Result<Vm> {
-        let disk = work.join(format!("{}.img", spec.name));
+    /// Creates the machine's disk image (`work/<name>.img`, holding `spec.disk`) and, for UEFI,
+    /// its variable store: once per machine, they persist across its boots.
+    pub fn prepare(tools: &Tools, spec: &VmSpec, work: &Path) -> Result<()> {
+        let disk = Vm::disk_path(spec, work);
         if let Disk::Esp = spec.disk {
             super::efi_disk::build(tools, &disk, spec.disk_bytes)?;
         } else {
@@ -103,13 +108,41 @@ impl Vm {
                     .map_err(|e| format!("{}: {e}", disk.display()))?;
             }
         }
-        let serial = diag.join(format!("{}.serial.log", spec.name));
-        let _ = std::fs::remove_file(&serial);
+        if spec.firmware == Firmware::Uefi {
+            let vars = work.join(format!("{}.vars.fd", spec.name));
+            std::fs::copy(&tools.ovmf_vars, &vars)
+                .map_err(|e| format!("copying {}: {e}", tools.ovmf_vars.display()))?;
+        }
+        Ok(())
+    }
+
+    pub fn disk_path(spec: &VmSpec, work: &Path) -> PathBuf {
+        work.join(format!("{}.img", spec.name))
+    }
+
+    /// `target/e2e/<name>.serial.log` (under `diag`).
+    pub fn serial_path(spec: &VmSpec, diag: &Path) -> PathBuf {
+        diag.join(format!("{}.serial.log", spec.name))
+    }
+
+    /// The QEMU command line of the machine (inside `ns`), without starting it; the disk
+    /// image and variable store must exist ([`Vm::prepare`]). The serial console is appended
+    /// to [`Vm::serial_path`].
+    pub fn command(ns: &Netns, tools: &Tools, spec: &VmSpec, work: &Path, diag: &Path) -> Command {
+        let disk = Vm::disk_path(spec, work);
+        let serial = Vm::serial_path(spec, diag);
         let mut cmd = ns.command(&tools.qemu);
         cmd.args(["-machine", "q35", "-accel", "tcg", "-m", "512", "-smp", "1"])
-            .args(["-nographic", "-no-reboot", "-monitor", "none"])
-            .arg("-serial")
-            .arg(format!("file:{}", serial.display()))
+            .args(["-nographic", "-monitor", "none"]);
+        if !spec.reboot {
+            cmd.arg("-no-reboot");
+        }
+        cmd.arg("-chardev")
+            .arg(format!(
+                "file,id=serial0,path={},append=on",
+                serial.display()
+            ))
+            .args(["-serial", "chardev:serial0"])
             .arg("-netdev")
             .arg(format!(
                 "tap,id=n0,ifname={},script=no,downscript=no",
@@ -122,8 +155,6 @@ impl Vm {
             }
             Firmware::Uefi => {
                 let vars = work.join(format!("{}.vars.fd", spec.name));
-                std::fs::copy(&tools.ovmf_vars, &vars)
-                    .map_err(|e| format!("copying {}: {e}", tools.ovmf_vars.display()))?;
                 cmd.arg("-drive")
                     .arg(format!(
                         "if=pflash,format=raw,unit=0,readonly=on,file={}",
@@ -154,6 +185,16 @@ impl Vm {
                 spec.disk_serial
             ))
             .args(["-device", "virtio-rng-pci"]);
+        cmd
+    }
+
+    /// Starts the machine inside `ns` with a fresh disk and console log; `work` holds its disk
+    /// image and UEFI variable store.
+    pub fn start(ns: &Netns, tools: &Tools, spec: VmSpec, work: &Path, diag: &Path) -> Result<Vm> {
+        Vm::prepare(tools, &spec, work)?;
+        let serial = Vm::serial_path(&spec, diag);
+        let _ = std::fs::remove_file(&serial);
+        let cmd = Vm::command(ns, tools, &spec, work, diag);
         let log = diag.join(format!("{}.qemu.log", spec.name));
         let qemu = Daemon::spawn(&format!("qemu {}", spec.name), cmd, &log)?;
         Ok(Vm {
