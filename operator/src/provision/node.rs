@@ -16,6 +16,7 @@ use crate::ssh::{HostKeys, Look};
 /// Reboot in the background so the SSH session ends cleanly first (nixos-anywhere's own reboot
 /// phase does the same, src/nixos-anywhere.sh:930).
 pub const REBOOT: &str = "nohup sh -c 'sleep 2; reboot' >/dev/null 2>&1 &";
+const REBOOT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
 
 fn failed(step: &'static str, reason: impl Into<String>) -> Outcome {
     Outcome::Failed {
@@ -253,6 +254,7 @@ impl Run<'_> {
                 let err = String::from_utf8_lossy(&out.stderr).trim().to_string();
                 return Err(self.fail(t, failed("reboot", err)));
             }
+            self.wait_until_gone(t, &keys)?;
             self.journal(t, Step::Rebooted)?;
         }
         if t.unlock
@@ -262,6 +264,30 @@ impl Run<'_> {
             self.say(t, "unlock", "sending the LUKS passphrase to the initrd");
             unlock(t, self.progress).map_err(|e| self.fail(t, failed("unlock", e)))?;
             self.journal(t, Step::Unlocked)?;
+        }
+        Ok(())
+    }
+
+    /// The reboot runs in the background on the node, so its success says nothing: wait until
+    /// the installer stops answering (nixos-anywhere's reboot phase waits the same way,
+    /// src/nixos-anywhere.sh:933-934).
+    fn wait_until_gone(&self, t: &Target, keys: &HostKeys) -> Result<(), Outcome> {
+        let start = Instant::now();
+        let limit = self.options.installer_timeout.min(REBOOT_TIMEOUT);
+        while Look::at(&self.ssh, &t.address, keys, None) == Look::Installer {
+            if start.elapsed() >= limit {
+                return Err(self.fail(
+                    t,
+                    failed(
+                        "reboot",
+                        format!(
+                            "the installer still answers {} s after the reboot command",
+                            limit.as_secs()
+                        ),
+                    ),
+                ));
+            }
+            thread::sleep(self.options.poll);
         }
         Ok(())
     }
