@@ -127,6 +127,24 @@ fn bootstrap_from_a_terminal_installs_every_founder_once() {
         );
     }
 
+    // `plasmagen status` (and the dashboard, from the same document) shows where each node is.
+    let mut status = lab.in_ns();
+    status
+        .arg(env!("CARGO_BIN_EXE_plasmagen"))
+        .args(["status", "--collector"])
+        .arg(format!("https://{}:8443", provision_lab::COLLECTOR_IP))
+        .arg("--secrets")
+        .arg(lab.out.join("secrets"));
+    let o = provision_lab::run_bounded(status, Duration::from_secs(30));
+    let table = String::from_utf8_lossy(&o.stdout);
+    for n in &lab.nodes {
+        assert!(
+            table.lines().any(|l| l.contains(&n.hostname)
+                && l.contains("provision done: installed by plasmagen provision")),
+            "{table}"
+        );
+    }
+
     // The second run changes nothing: no power, no install.
     let before: Vec<_> = lab
         .nodes
