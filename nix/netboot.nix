@@ -82,9 +82,14 @@ in
       wantedBy = [ "multi-user.target" ];
       wants = [ "network-online.target" ];
       after = [ "network-online.target" ];
+      # `ipmitool lan print` through /dev/ipmi0 gives the BMC's address and MAC (enlistment).
+      path = [ pkgs.ipmitool ];
       serviceConfig = {
         Type = "oneshot";
         RemainAfterExit = true;
+        # The IPMI device, where there is a BMC; "-": a machine without one is no failure
+        # (systemd.service(5), ExecStart= prefixes).
+        ExecStartPre = "-${pkgs.kmod}/bin/modprobe -a ipmi_si ipmi_devintf";
         # The agent retries on its own until the timeout; systemd only backs that deadline up.
         TimeoutStartSec = cfg.discover.timeout + 30;
         ExecStart = lib.concatStringsSep " " (

@@ -208,6 +208,7 @@ async fn dashboard_shows_the_fleet_and_updates_live() {
                     mac: "aa:bb:cc:dd:ee:01".into(),
                     speed_mbps: Some(25000),
                     carrier: Some(true),
+                    driver: None,
                 }],
                 disks: vec![Disk {
                     name: "nvme0n1".into(),
@@ -215,6 +216,7 @@ async fn dashboard_shows_the_fleet_and_updates_live() {
                     by_id: vec!["/dev/disk/by-id/nvme-MZQL21T9HCJR_S64G".into()],
                     model: None,
                     rotational: Some(false),
+                    removable: None,
                 }],
                 memory_bytes: 549_755_813_888,
                 cpu: Cpu {
@@ -222,6 +224,8 @@ async fn dashboard_shows_the_fleet_and_updates_live() {
                     logical_cpus: 64,
                 },
                 hostname: Some("nixos".into()),
+                firmware: None,
+                bmc: None,
             },
             remote: Some("10.0.100.150".into()),
         })

@@ -17,6 +17,7 @@ fn report(mac: &str, serial: &str) -> DiscoverReport {
             mac: mac.into(),
             speed_mbps: Some(25000),
             carrier: Some(true),
+            driver: None,
         }],
         disks: vec![Disk {
             name: "nvme0n1".into(),
@@ -27,6 +28,7 @@ fn report(mac: &str, serial: &str) -> DiscoverReport {
             ],
             model: Some("SAMSUNG MZQL2960HCJR-00A07".into()),
             rotational: Some(false),
+            removable: None,
         }],
         memory_bytes: 256 << 30,
         cpu: Cpu {
@@ -34,6 +36,8 @@ fn report(mac: &str, serial: &str) -> DiscoverReport {
             logical_cpus: 32,
         },
         hostname: None,
+        firmware: None,
+        bmc: None,
     }
 }
 

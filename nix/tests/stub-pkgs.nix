@@ -13,6 +13,8 @@ in
   ipxe = fake "ipxe";
   systemd = fake "systemd";
   util-linux = fake "util-linux";
+  ipmitool = fake "ipmitool";
+  kmod = fake "kmod";
   writeText = name: text: fake name // { inherit text; };
   writeShellScript = name: text: fake name // { inherit text; };
   runCommand = name: _env: script: fake name // { inherit script; };

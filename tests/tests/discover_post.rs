@@ -95,6 +95,7 @@ fn report() -> DiscoverReport {
             mac: "52:54:00:12:34:56".into(),
             speed_mbps: Some(1000),
             carrier: Some(true),
+            driver: None,
         }],
         disks: vec![],
         memory_bytes: 8 << 30,
@@ -103,6 +104,8 @@ fn report() -> DiscoverReport {
             logical_cpus: 2,
         },
         hostname: None,
+        firmware: None,
+        bmc: None,
     }
 }
 

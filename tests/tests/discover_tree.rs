@@ -32,6 +32,12 @@ fn fake_machine(root: &Path) {
         "sys/class/net/eno1/device",
         "../../../devices/pci0000:00/0000:00:03.0",
     );
+    // The driver link, relative to the device directory as sysfs writes it.
+    link(
+        root,
+        "sys/devices/pci0000:00/0000:00:03.0/driver",
+        "../../../bus/pci/drivers/ixgbe",
+    );
     write(root, "sys/class/net/eno2/address", "52:54:00:12:34:57\n");
     write(root, "sys/class/net/eno2/speed", "-1\n");
     write(root, "sys/class/net/eno2/carrier", "0\n");
@@ -47,6 +53,13 @@ fn fake_machine(root: &Path) {
     write(root, "sys/block/sda/size", "1953525168\n");
     write(root, "sys/block/sda/queue/rotational", "1\n");
     write(root, "sys/block/sda/device/model", "ST1000DM003-1CH1\n");
+    write(root, "sys/block/sda/removable", "0\n");
+    write(root, "sys/block/nvme0n1/removable", "0\n");
+    // A USB stick left in: removable, never a boot disk.
+    write(root, "sys/block/sdb/size", "60062500\n");
+    write(root, "sys/block/sdb/removable", "1\n");
+    write(root, "sys/block/sdb/queue/rotational", "0\n");
+    link(root, "dev/disk/by-id/usb-SanDisk_Ultra_4C53", "../../sdb");
     write(root, "sys/block/nvme0n1/size", "3907029168\n");
     write(root, "sys/block/nvme0n1/queue/rotational", "0\n");
     write(
@@ -98,18 +111,21 @@ fn expected_nics() -> Vec<Nic> {
             mac: "52:54:00:12:34:56".into(),
             speed_mbps: Some(10000),
             carrier: Some(true),
+            driver: Some("ixgbe".into()),
         },
         Nic {
             name: "eno2".into(),
             mac: "52:54:00:12:34:57".into(),
             speed_mbps: None,
             carrier: Some(false),
+            driver: None,
         },
         Nic {
             name: "enp5s0".into(),
             mac: "aa:bb:cc:00:11:22".into(),
             speed_mbps: None,
             carrier: None,
+            driver: None,
         },
     ]
 }
@@ -131,6 +147,7 @@ fn collects_the_fake_machine() {
                 by_id: vec!["/dev/disk/by-id/nvme-Samsung_SSD_980_PRO_2TB_S69ENF0R".into()],
                 model: Some("Samsung SSD 980 PRO 2TB".into()),
                 rotational: Some(false),
+                removable: Some(false),
             },
             Disk {
                 name: "sda".into(),
@@ -141,6 +158,15 @@ fn collects_the_fake_machine() {
                 ],
                 model: Some("ST1000DM003-1CH1".into()),
                 rotational: Some(true),
+                removable: Some(false),
+            },
+            Disk {
+                name: "sdb".into(),
+                size_bytes: 60062500 * 512,
+                by_id: vec!["/dev/disk/by-id/usb-SanDisk_Ultra_4C53".into()],
+                model: None,
+                rotational: Some(false),
+                removable: Some(true),
             },
         ],
         memory_bytes: 65842560 * 1024,
@@ -149,8 +175,20 @@ fn collects_the_fake_machine() {
             logical_cpus: 4,
         },
         hostname: Some("nixos".into()),
+        // No /sys/firmware/efi in the tree.
+        firmware: Some("bios".into()),
+        // Not the real root: the BMC is never asked.
+        bmc: None,
     };
     assert_eq!(report, expected);
+    fs::create_dir_all(dir.path().join("sys/firmware/efi")).unwrap();
+    assert_eq!(
+        discover::collect(dir.path(), None)
+            .unwrap()
+            .firmware
+            .as_deref(),
+        Some("uefi")
+    );
 
     // The wire type round-trips through JSON with deny_unknown_fields on both sides.
     let json = serde_json::to_string(&report).unwrap();
@@ -186,9 +224,27 @@ fn disks_without_by_id_directory_have_no_stable_names() {
     let disks = discover::read_disks(dir.path()).unwrap();
     assert_eq!(
         disks.iter().map(|d| d.name.as_str()).collect::<Vec<_>>(),
-        ["nvme0n1", "sda"]
+        ["nvme0n1", "sda", "sdb"]
     );
     assert!(disks.iter().all(|d| d.by_id.is_empty()));
+}
+
+/// A report of an agent from before firmware, drivers, removable and the BMC were reported.
+#[test]
+fn old_reports_stay_readable() {
+    let old = r#"{"primary_mac":"52:54:00:12:34:56",
+        "nics":[{"name":"eno1","mac":"52:54:00:12:34:56","speed_mbps":1000,"carrier":true}],
+        "disks":[{"name":"sda","size_bytes":1000,"by_id":[],"model":null,"rotational":true}],
+        "memory_bytes":1,"cpu":{"model":"x","logical_cpus":1},"hostname":null}"#;
+    let r: DiscoverReport = serde_json::from_str(old).unwrap();
+    assert_eq!((r.firmware.clone(), r.bmc.clone()), (None, None));
+    assert_eq!(
+        (r.nics[0].driver.clone(), r.disks[0].removable),
+        (None, None)
+    );
+    // And a new report without them serializes without the new keys (older collectors).
+    let json = serde_json::to_value(&r).unwrap();
+    assert!(json.get("firmware").is_none() && json["nics"][0].get("driver").is_none());
 }
 
 #[test]

@@ -476,6 +476,16 @@ fn netboot_image_settings() {
         unit["serviceConfig"]["ExecStart"],
         "/nix/store/00000000000000000000000000000000-plasma-agent/bin/plasma-agent discover --collector-from-cmdline --timeout 600 --ca /etc/plasmacloud/ca-cert.pem"
     );
+    // The BMC's LAN settings: ipmitool on the unit's PATH, the IPMI device loaded where there
+    // is one ("-": no failure without a BMC).
+    assert_eq!(
+        unit["path"],
+        json!(["/nix/store/00000000000000000000000000000000-ipmitool"])
+    );
+    assert_eq!(
+        unit["serviceConfig"]["ExecStartPre"],
+        "-/nix/store/00000000000000000000000000000000-kmod/bin/modprobe -a ipmi_si ipmi_devintf"
+    );
     assert!(
         cfg["assertions"]
             .as_array()

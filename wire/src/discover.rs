@@ -15,6 +15,23 @@ pub struct DiscoverReport {
     pub cpu: Cpu,
     #[serde(default)]
     pub hostname: Option<String>,
+    /// `uefi` when the kernel booted through UEFI (`/sys/firmware/efi` exists), else `bios`.
+    /// Absent in reports of older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub firmware: Option<String>,
+    /// The BMC's LAN settings as the machine's own IPMI interface reports them
+    /// (`ipmitool lan print` through /dev/ipmi0), when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bmc: Option<BmcLan>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BmcLan {
+    #[serde(default)]
+    pub address: Option<String>,
+    #[serde(default)]
+    pub mac: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -27,6 +44,9 @@ pub struct Nic {
     pub speed_mbps: Option<u64>,
     #[serde(default)]
     pub carrier: Option<bool>,
+    /// The kernel driver bound to the NIC (`/sys/class/net/<nic>/device/driver`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -41,6 +61,9 @@ pub struct Disk {
     pub model: Option<String>,
     #[serde(default)]
     pub rotational: Option<bool>,
+    /// USB sticks, card readers (`/sys/block/<disk>/removable`): never a boot disk.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removable: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

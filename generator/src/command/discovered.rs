@@ -258,6 +258,7 @@ mod tests {
             by_id: by_id.iter().map(|s| s.to_string()).collect(),
             model: Some("QEMU \"disk\"\nx".into()),
             rotational: Some(false),
+            removable: None,
         }
     }
 
@@ -281,6 +282,7 @@ mod tests {
                         mac: "52:54:00:ab:cd:ef".into(),
                         speed_mbps: None,
                         carrier: Some(true),
+                        driver: None,
                     }],
                     disks,
                     memory_bytes: 512 << 20,
@@ -289,6 +291,8 @@ mod tests {
                         logical_cpus: 1,
                     },
                     hostname: None,
+                    firmware: None,
+                    bmc: None,
                 },
             }],
             rejected_unknown_nodes: vec![],
