@@ -70,40 +70,40 @@ pub struct Binaries {
     pub agent: PathBuf,
 }
 
-/// Builds (or finds up to date) the two binaries with the cargo running the tests, in the
-/// same profile as the test binary.
+/// Builds (or finds up to date) the two binaries exactly as they ship: each package on its
+/// own (`cargo build -p`, as nix/package.nix and bench/agent.sh do) and in the release profile,
+/// in `target/shipped/`. Built together, Cargo's feature unification would give plasma-agent
+/// plasmagen's reqwest features (a bundled TLS provider the shipped agent does not have):
+/// the tested binary would not be the shipped one.
 pub fn build_binaries() -> Result<Binaries> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
-    let profile_dir = exe
-        .ancestors()
-        .nth(2)
-        .ok_or("unexpected test binary location")?
-        .to_path_buf();
-    let release = profile_dir.file_name().is_some_and(|n| n == "release");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .ok_or("workspace root")?;
-    let mut cmd = Command::new(cargo);
-    cmd.current_dir(workspace).args([
-        "build",
-        "--quiet",
-        "-p",
-        "plasmagen",
-        "-p",
-        "plasma-agent",
-        "--bins",
-    ]);
-    if release {
-        cmd.arg("--release");
-    }
-    let status = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
-    if !status.success() {
-        return Err(format!("{cmd:?} failed ({status})"));
+    let target = workspace.join("target/shipped");
+    for package in ["plasmagen", "plasma-agent"] {
+        let mut cmd = Command::new(&cargo);
+        cmd.current_dir(workspace)
+            .args([
+                "build",
+                "--quiet",
+                "--release",
+                "--locked",
+                "-p",
+                package,
+                "--bin",
+                package,
+            ])
+            .arg("--target-dir")
+            .arg(&target);
+        let status = cmd.status().map_err(|e| format!("{cmd:?}: {e}"))?;
+        if !status.success() {
+            return Err(format!("{cmd:?} failed ({status})"));
+        }
     }
     let bins = Binaries {
-        plasmagen: profile_dir.join("plasmagen"),
-        agent: profile_dir.join("plasma-agent"),
+        plasmagen: target.join("release/plasmagen"),
+        agent: target.join("release/plasma-agent"),
     };
     for b in [&bins.plasmagen, &bins.agent] {
         if !b.is_file() {
