@@ -4,6 +4,7 @@
 //! scripts that both the generator and the collector hand out.
 
 pub mod diag;
+pub mod enlist;
 pub mod inventory;
 pub mod ipxe;
 pub mod release;

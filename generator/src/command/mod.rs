@@ -5,6 +5,7 @@ pub mod check;
 pub mod collector;
 pub mod decommission;
 pub mod discovered;
+pub mod enlist;
 pub(crate) mod fleet;
 pub mod generate;
 pub mod mark_installed;
@@ -69,6 +70,9 @@ pub enum Command {
     Reprovision(reprovision::Args),
     /// Operator: discovered machines whose MAC is in no inventory node, as `[[nodes]]` entries.
     Discovered(discovered::Args),
+    /// Operator: discovered machines become inventory entries (allocated, validated, in place).
+    #[command(after_help = enlist::HELP)]
+    Enlist(enlist::Args),
     /// Operator: PXE-boot nodes through their BMCs and install them (never over a live node).
     #[command(after_help = provision::HELP)]
     Provision(provision::Args),
@@ -107,6 +111,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Certs(args) => certs::run(&args),
         Command::Unlock(args) => unlock::run(&args),
         Command::Provision(args) => provision::run(&args),
+        Command::Enlist(args) => enlist::run(&args),
         Command::Rollout(args) => rollout::run(&args),
         Command::Decommission(args) => decommission::run(&args),
         Command::Verify(args) => verify::run(&args),

@@ -2,6 +2,8 @@
 //! once (unknown or missing fields, wrong types, malformed values) before the semantic rules
 //! in [`crate::validate`] run on what could be read.
 
+mod allocation;
+pub use allocation::{Allocation, parse_range};
 mod net;
 mod reader;
 pub mod tree;
@@ -33,6 +35,8 @@ pub struct Inventory {
     /// Optional service VIPs for DNS (runbook 3.3), name → address.
     pub vips: BTreeMap<String, Ipv4Addr>,
     pub flake_inputs: FlakeInputs,
+    /// Address pools for `plasmagen enlist` (`[allocation]`, the runbook's plan by default).
+    pub allocation: Allocation,
 }
 
 #[derive(Debug, Clone, PartialEq)]

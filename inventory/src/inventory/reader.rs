@@ -49,7 +49,14 @@ const PROV_REQUIRED: &[&str] = &[
 const PROD_KEYS: &[&str] = &["subnet", "gateway", "nameservers", "vlan", "bond_mode"];
 const PROD_REQUIRED: &[&str] = &["subnet", "gateway", "nameservers"];
 const MGMT_KEYS: &[&str] = &["subnet"];
-const TOP_KEYS: &[&str] = &["cluster", "networks", "nodes", "vips", "flake"];
+const TOP_KEYS: &[&str] = &[
+    "cluster",
+    "networks",
+    "nodes",
+    "vips",
+    "flake",
+    "allocation",
+];
 
 mod node;
 
@@ -455,6 +462,22 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Parsed, Vec<Diagnostic>> 
         }
     }
 
+    let mut allocation = Allocation::default();
+    if let Some(item) = get(top, "allocation")
+        && let Some(entries) = r.table(item, "allocation", None, &Allocation::KEYS, &[])
+    {
+        for e in entries {
+            let path = format!("allocation.{}", e.key);
+            let Some(text) = r.string(&e.item, &path, None) else {
+                continue;
+            };
+            match parse_range(&text) {
+                Ok(range) => allocation.set(&e.key, range),
+                Err(msg) => r.error(e.item.span.as_ref(), None, &path, msg),
+            }
+        }
+    }
+
     Ok(Parsed {
         inventory: Inventory {
             source: path.to_path_buf(),
@@ -466,6 +489,7 @@ pub(super) fn parse(path: &Path, text: &str) -> Result<Parsed, Vec<Diagnostic>> 
             nodes,
             vips,
             flake_inputs,
+            allocation,
         },
         broken: r.broken,
         spans: r.spans,
