@@ -93,3 +93,54 @@ pub fn json(text: &str, entries: &[Entry]) -> Result<String, EditError> {
     out.push('\n');
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+    use crate::inventory::{DiskLayout, Role};
+
+    fn entry() -> Entry {
+        Entry {
+            hostname: "node06".into(),
+            role: Role::Worker,
+            mac: "52:54:00:aa:bb:cc".into(),
+            provisioning_ip: Ipv4Addr::new(10, 0, 100, 80),
+            production_ip: Ipv4Addr::new(10, 0, 200, 22),
+            disks: vec!["/dev/disk/by-id/ata-X".into()],
+            disk_layout: DiskLayout::Single,
+            firmware: "bios".into(),
+            production_macs: vec![],
+            bmc: None,
+        }
+    }
+
+    #[test]
+    fn toml_keeps_comments_and_layout() {
+        let text =
+            "# fleet\n[cluster]\nname = \"c\"   # the name\n\n[[nodes]]\nhostname = \"node01\"\n";
+        let out = toml(text, &[entry()]).unwrap();
+        assert!(out.starts_with(text), "{out}");
+        let added = &out[text.len()..];
+        assert!(
+            added.contains("[[nodes]]\nhostname = \"node06\""),
+            "{added}"
+        );
+        assert!(
+            !added.contains("production_macs") && !added.contains("bmc"),
+            "{added}"
+        );
+    }
+
+    #[test]
+    fn json_gets_a_node_object() {
+        let text = r#"{"cluster": {"name": "c"}, "nodes": [{"hostname": "node01"}]}"#;
+        let out: serde_json::Value =
+            serde_json::from_str(&json(text, &[entry()]).unwrap()).unwrap();
+        assert_eq!(out["nodes"][1]["hostname"], "node06");
+        assert_eq!(out["nodes"][1]["firmware"], "bios");
+        assert_eq!(out["nodes"][0]["hostname"], "node01");
+        assert!(matches!(json("[]", &[entry()]), Err(EditError::Shape)));
+    }
+}
