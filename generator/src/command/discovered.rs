@@ -5,7 +5,7 @@
 
 use std::fmt::Write as _;
 
-use plasma_wire::discover::Disk;
+use plasma_inventory::enlist::choose::stable_path;
 use serde::Serialize;
 
 use super::Outcome;
@@ -68,29 +68,6 @@ pub struct Proposal {
 }
 
 const TODO_FIELDS: [&str; 4] = ["hostname", "role", "provisioning_ip", "production_ip"];
-
-/// The by-id name to put in the inventory: serial-based names before `wwn-`/`nvme-eui.` ones,
-/// which are less readable; ties broken by name so the choice is stable.
-fn stable_path(disk: &Disk) -> Option<String> {
-    let rank = |p: &str| {
-        let base = p.rsplit('/').next().unwrap_or(p);
-        u8::from(
-            base.starts_with("wwn-")
-                || base.starts_with("nvme-eui.")
-                || base.starts_with("nvme-nvme."),
-        )
-    };
-    disk.by_id
-        .iter()
-        .min_by(|a, b| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)))
-        .map(|p| {
-            if p.starts_with('/') {
-                p.clone()
-            } else {
-                format!("/dev/disk/by-id/{p}")
-            }
-        })
-}
 
 pub fn proposal(d: &DiscoveredView) -> Proposal {
     let mut disks = Vec::new();
@@ -249,7 +226,7 @@ pub fn render_toml(fleet: &FleetView, collector: &str) -> String {
 mod tests {
     use super::*;
     use crate::collector::view::Summary;
-    use plasma_wire::discover::{Cpu, DiscoverReport, Nic};
+    use plasma_wire::discover::{Cpu, DiscoverReport, Disk, Nic};
 
     fn disk(name: &str, size: u64, by_id: &[&str]) -> Disk {
         Disk {
