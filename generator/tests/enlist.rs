@@ -183,6 +183,14 @@ async fn a_discovered_machine_becomes_a_valid_entry_with_one_command() {
         show(&o)
     );
     assert_eq!(std::fs::read_to_string(&inventory).unwrap(), edited);
+    // --all again: the collector still lists the machine as unknown (its inventory is the one
+    // it started with); the file decides.
+    let o = tokio::task::spawn_blocking(run(&["--all", "--role", "worker"]))
+        .await
+        .unwrap();
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(show(&o).contains("nothing to enlist"), "{}", show(&o));
+    assert_eq!(std::fs::read_to_string(&inventory).unwrap(), edited);
 
     // generate renders the new node.
     let out = dir.path().join("out");

@@ -7,18 +7,24 @@
 
 mod e2e_support;
 
+use std::net::Ipv4Addr;
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use plasma_tests::e2e::efi_disk::LOCAL_DISK_BOOTED_UEFI;
 use plasma_tests::e2e::lab::{self, Lab, NODE01_IP, NODE01_MAC, PXE_SERVER};
 use plasma_tests::e2e::tools::{self, Tools};
-use plasma_tests::e2e::vm::{Disk, Firmware, LOCAL_DISK_BOOTED, Vm};
+use plasma_tests::e2e::vm::{Disk, Firmware, LOCAL_DISK_BOOTED, Vm, VmSpec};
 use plasma_tests::e2e::{initrd, poll};
 use plasmagen::collector::view::{FleetView, NodeView};
 
 use e2e_support::operator_get;
 
 const UNKNOWN_MAC: &str = "52:54:00:e2:e2:03";
+const UNKNOWN_DISK_SERIAL: &str = "E2EUNKNOWN3";
+/// The unknown machine's disk (a sparse file) is a real system disk's size: `plasmagen
+/// enlist` only installs on disks of at least 16 GiB (the lab's 64 MiB disk would be refused).
+const UNKNOWN_DISK_BYTES: u64 = 32 << 30;
 const BOOT_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// Plain GET on the collector's boot listener (what iPXE asks for).
@@ -34,6 +40,29 @@ fn boot_script(lab: &Lab, mac: &str) -> String {
             text
         })
         .expect("enter namespace")
+}
+
+/// `plasmagen <args>` inside the lab's namespace, whatever its exit status.
+fn plasmagen_output(lab: &Lab, args: &[&str]) -> Output {
+    lab.ns
+        .command(&lab.bins.plasmagen)
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| panic!("plasmagen {args:?}: {e}"))
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "{}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Host number of `ip` in the subnet starting at `network` (10.0.100.80 in 10.0.100.0/24: 80).
+fn host_number(ip: Ipv4Addr, network: Ipv4Addr) -> u32 {
+    u32::from(ip) - u32::from(network)
 }
 
 fn node01(lab: &Lab) -> NodeView {
@@ -334,8 +363,17 @@ fn pxe_boot_reports_to_the_collector() {
     drop(vm);
 
     // 4. An unknown MAC boots the discovery script and shows up in `plasmagen discovered`.
-    let mut vm = lab
-        .boot("unknown", Firmware::Bios, UNKNOWN_MAC, "E2EUNKNOWN3")
+    let unknown = VmSpec {
+        name: "unknown-bios".into(),
+        firmware: Firmware::Bios,
+        mac: UNKNOWN_MAC.into(),
+        tap: lab::TAP.into(),
+        disk_serial: UNKNOWN_DISK_SERIAL.into(),
+        disk_bytes: UNKNOWN_DISK_BYTES,
+        disk: Disk::Blank,
+        reboot: false,
+    };
+    let mut vm = Vm::start(&lab.ns, &lab.tools, unknown, lab.dir(), &lab.diag)
         .unwrap_or_else(|e| panic!("{e}"));
     let started = Instant::now();
     let seen = poll(BOOT_TIMEOUT, Duration::from_millis(250), || {
@@ -412,6 +450,172 @@ fn pxe_boot_reports_to_the_collector() {
     let json: serde_json::Value = serde_json::from_str(&json_text).unwrap();
     assert_eq!(json[0]["mac"], UNKNOWN_MAC);
     assert_eq!(json[0]["disks"][0], "/dev/disk/by-id/virtio-E2EUNKNOWN3");
+
+    // 5. Zero-touch enlistment: the operator's one command turns the discovered machine into
+    //    an inventory entry from its report (firmware, disk, addresses from the pools).
+    let unknown_report = seen.expect("reported");
+    let inventory = lab.inventory.display().to_string();
+    let before = std::fs::read_to_string(&lab.inventory).expect("lab inventory");
+    let old_nodes = plasmagen::inventory::load(&lab.inventory)
+        .unwrap_or_else(|e| panic!("{e:?}"))
+        .inventory
+        .nodes
+        .len();
+    let enlist_start = Instant::now();
+    let o = plasmagen_output(
+        &lab,
+        &[
+            "enlist",
+            &inventory,
+            "--all",
+            "--role",
+            "worker",
+            "--collector",
+            &url,
+            "--secrets",
+            &secrets,
+        ],
+    );
+    let enlisted = enlist_start.elapsed();
+    assert_eq!(o.status.code(), Some(0), "enlist: {}", show(&o));
+    let after = std::fs::read_to_string(&lab.inventory).expect("lab inventory");
+    // Every byte of the inventory stays; one [[nodes]] block is appended.
+    assert!(
+        after.starts_with(&before),
+        "enlist changed the existing text:\n--- before\n{before}\n--- after\n{after}"
+    );
+    let added = &after[before.len()..];
+    assert_eq!(added.matches("[[nodes]]").count(), 1, "{added}");
+    println!("e2e: enlisted entry:\n{}", added.trim());
+    let doc: toml::Table = toml::from_str(&after).unwrap_or_else(|e| panic!("{e}\n{after}"));
+    let nodes = doc["nodes"].as_array().expect("[[nodes]]");
+    assert_eq!(nodes.len(), old_nodes + 1, "{after}");
+    let new: Vec<&toml::Table> = nodes
+        .iter()
+        .filter_map(|n| n.as_table())
+        .filter(|n| n["mac"].as_str() == Some(UNKNOWN_MAC))
+        .collect();
+    assert_eq!(new.len(), 1, "one entry for the unknown MAC:\n{after}");
+    let new = new[0];
+    let field = |k: &str| {
+        new.get(k)
+            .and_then(|v| v.as_str())
+            .unwrap_or_else(|| panic!("no {k} in the entry:\n{added}"))
+    };
+    // The machine booted SeaBIOS: no /sys/firmware/efi in the netboot initrd.
+    assert_eq!(field("firmware"), Firmware::Bios.as_str(), "{added}");
+    assert_eq!(
+        new["disks"]
+            .as_array()
+            .map(|d| d.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>()),
+        Some(vec![
+            format!("/dev/disk/by-id/virtio-{UNKNOWN_DISK_SERIAL}").as_str()
+        ]),
+        "{added}"
+    );
+    assert_eq!(field("role"), "worker");
+    assert_eq!(field("disk_layout"), "single");
+    // The next number of node01's pattern.
+    assert_eq!(field("hostname"), "node02");
+    let loaded = plasmagen::inventory::load(&lab.inventory)
+        .unwrap_or_else(|e| panic!("enlisted inventory invalid: {e:?}\n{after}"))
+        .inventory;
+    let node = loaded
+        .nodes
+        .iter()
+        .find(|n| n.mac.as_str() == UNKNOWN_MAC)
+        .expect("enlisted node");
+    let prov = host_number(node.provisioning_ip, loaded.provisioning.subnet.network);
+    let prod = host_number(node.production_ip, loaded.production.subnet.network);
+    assert!(
+        loaded.allocation.worker_provisioning.contains(&prov)
+            && loaded.allocation.worker_production.contains(&prod),
+        "addresses outside the worker pools ({:?}, {:?}):\n{added}",
+        loaded.allocation.worker_provisioning,
+        loaded.allocation.worker_production
+    );
+    // The lab's inventory leaves the pools' first hosts free (node01 holds .50 and .10).
+    assert_eq!(node.provisioning_ip.to_string(), "10.0.100.80");
+    assert_eq!(node.production_ip.to_string(), "10.0.200.20");
+    println!(
+        "e2e: unknown machine power-on -> report {:.1}s, plasmagen enlist {:.2}s",
+        unknown_report.as_secs_f64(),
+        enlisted.as_secs_f64()
+    );
+
+    // The edited inventory generates: the node's configuration and its DHCP reservation.
+    let out = lab.dir().join("enlisted");
+    let out_arg = out.display().to_string();
+    lab.plasmagen(&["generate", &inventory, "--out", &out_arg])
+        .unwrap_or_else(|e| panic!("{e}"));
+    let config = out.join(format!(
+        "flake/nodes/{}.{}/configuration.nix",
+        node.hostname, loaded.cluster.domain
+    ));
+    assert!(config.is_file(), "{} not generated", config.display());
+    let dhcpd_conf = std::fs::read_to_string(out.join("flake/pxe/dhcpd.conf")).expect("dhcpd.conf");
+    let reservation = format!(
+        "host {} {{\n  hardware ethernet {UNKNOWN_MAC};\n  fixed-address {};\n",
+        node.hostname, node.provisioning_ip
+    );
+    assert!(
+        dhcpd_conf.contains(&reservation),
+        "no reservation {reservation:?} in:\n{dhcpd_conf}"
+    );
+    let lab_dhcpd_conf = std::fs::read_to_string(lab.pxe.join("dhcpd.conf")).expect("dhcpd.conf");
+    assert!(!lab_dhcpd_conf.contains(UNKNOWN_MAC), "{lab_dhcpd_conf}");
+
+    // Again, by MAC: already enlisted, the file is untouched.
+    let bytes = std::fs::read(&lab.inventory).expect("lab inventory");
+    let o = plasmagen_output(
+        &lab,
+        &[
+            "enlist",
+            &inventory,
+            UNKNOWN_MAC,
+            "--role",
+            "worker",
+            "--collector",
+            &url,
+            "--secrets",
+            &secrets,
+        ],
+    );
+    assert_eq!(o.status.code(), Some(0), "second enlist: {}", show(&o));
+    assert!(
+        show(&o).contains(&format!("already enlisted as {}", node.hostname)),
+        "{}",
+        show(&o)
+    );
+    assert_eq!(
+        std::fs::read(&lab.inventory).expect("lab inventory"),
+        bytes,
+        "a second enlist changed the inventory"
+    );
+    // --all again, the collector still running with its start-up inventory (it lists the
+    // machine as unknown): the file decides, nothing is written, exit 0.
+    let o = plasmagen_output(
+        &lab,
+        &[
+            "enlist",
+            &inventory,
+            "--all",
+            "--role",
+            "worker",
+            "--collector",
+            &url,
+            "--secrets",
+            &secrets,
+        ],
+    );
+    assert!(o.status.success(), "{}", show(&o));
+    assert!(show(&o).contains("nothing to enlist"), "{}", show(&o));
+    assert_eq!(
+        std::fs::read(&lab.inventory).expect("lab inventory"),
+        bytes,
+        "enlist --all again changed the inventory: {}",
+        show(&o)
+    );
 
     lab.check_servers().unwrap_or_else(|e| panic!("{e}"));
     for (fw, t) in timings {

@@ -99,7 +99,14 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
     };
     let mut chosen = Vec::new();
     if args.all {
-        chosen.extend(fleet.unknown_discovered.iter());
+        // The collector's list is from its own copy of the inventory, which an earlier
+        // enlist may have outdated: this file decides what is known.
+        for d in &fleet.unknown_discovered {
+            match known(&d.mac) {
+                Some(n) => eprintln!("enlist: {} is already enlisted as {}", d.mac, n.hostname),
+                None => chosen.push(d),
+            }
+        }
     }
     for mac in &args.macs {
         let mac = mac.to_ascii_lowercase().replace('-', ":");
