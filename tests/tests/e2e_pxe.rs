@@ -461,21 +461,25 @@ fn pxe_boot_reports_to_the_collector() {
         .inventory
         .nodes
         .len();
+    // `plasmagen enlist <inventory> <which> --role worker` as the operator runs it.
+    let enlist = |which: &str| {
+        plasmagen_output(
+            &lab,
+            &[
+                "enlist",
+                &inventory,
+                which,
+                "--role",
+                "worker",
+                "--collector",
+                &url,
+                "--secrets",
+                &secrets,
+            ],
+        )
+    };
     let enlist_start = Instant::now();
-    let o = plasmagen_output(
-        &lab,
-        &[
-            "enlist",
-            &inventory,
-            "--all",
-            "--role",
-            "worker",
-            "--collector",
-            &url,
-            "--secrets",
-            &secrets,
-        ],
-    );
+    let o = enlist("--all");
     let enlisted = enlist_start.elapsed();
     assert_eq!(o.status.code(), Some(0), "enlist: {}", show(&o));
     let after = std::fs::read_to_string(&lab.inventory).expect("lab inventory");
@@ -567,20 +571,7 @@ fn pxe_boot_reports_to_the_collector() {
 
     // Again, by MAC: already enlisted, the file is untouched.
     let bytes = std::fs::read(&lab.inventory).expect("lab inventory");
-    let o = plasmagen_output(
-        &lab,
-        &[
-            "enlist",
-            &inventory,
-            UNKNOWN_MAC,
-            "--role",
-            "worker",
-            "--collector",
-            &url,
-            "--secrets",
-            &secrets,
-        ],
-    );
+    let o = enlist(UNKNOWN_MAC);
     assert_eq!(o.status.code(), Some(0), "second enlist: {}", show(&o));
     assert!(
         show(&o).contains(&format!("already enlisted as {}", node.hostname)),
@@ -594,20 +585,7 @@ fn pxe_boot_reports_to_the_collector() {
     );
     // --all again, the collector still running with its start-up inventory (it lists the
     // machine as unknown): the file decides, nothing is written, exit 0.
-    let o = plasmagen_output(
-        &lab,
-        &[
-            "enlist",
-            &inventory,
-            "--all",
-            "--role",
-            "worker",
-            "--collector",
-            &url,
-            "--secrets",
-            &secrets,
-        ],
-    );
+    let o = enlist("--all");
     assert!(o.status.success(), "{}", show(&o));
     assert!(show(&o).contains("nothing to enlist"), "{}", show(&o));
     assert_eq!(

@@ -8,10 +8,10 @@ use plasma_operator::bmc::PowerState;
 use plasma_operator::cluster::AdminClient;
 use plasma_operator::decommission::{self, Membership};
 use plasma_operator::fleet::{cluster_node, cluster_nodes};
-use plasma_operator::provision::plan::{self, Layout, Settings};
+use plasma_operator::provision::plan::{self, Settings};
 
 use super::Outcome;
-use super::fleet::{load_fleet, pick_nodes};
+use super::fleet::{load_fleet, operator_layout, pick_nodes};
 use crate::error::Error;
 
 pub const HELP: &str = "\
@@ -50,8 +50,8 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<Outcome, Error> {
-    let layout = Layout::new(&args.out, args.secrets.as_deref());
-    let loaded = load_fleet(&layout)?;
+    let layout = operator_layout(&args.out, args.secrets.as_deref())?;
+    let loaded = load_fleet(&layout.flake)?;
     let inv = &loaded.inventory;
     let node = pick_nodes(inv, std::slice::from_ref(&args.node), false, false)?[0];
     let h = node.hostname.clone();

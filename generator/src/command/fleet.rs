@@ -3,6 +3,8 @@
 
 use std::io::{BufRead, IsTerminal, Write};
 
+use std::path::Path;
+
 use plasma_collector::client::{ClientTls, OperatorClient};
 use plasma_operator::provision::plan::Layout;
 
@@ -10,16 +12,27 @@ use crate::diag::did_you_mean;
 use crate::error::Error;
 use crate::inventory::{self, Inventory, Loaded, Node};
 
+/// The output layout of `generate` (secrets refused inside the flake, as generate refuses
+/// them), with the operator commands' logs next to the flake.
+pub fn operator_layout(out: &Path, secrets: Option<&Path>) -> Result<Layout, Error> {
+    let l = super::generate::layout(out, secrets)?;
+    Ok(Layout {
+        flake: l.flake,
+        secrets: l.secrets,
+        logs: out.join("logs"),
+    })
+}
+
 /// The inventory copy `generate` wrote into the flake (what the flake was built from).
-pub fn load_fleet(layout: &Layout) -> Result<Loaded, Error> {
+pub fn load_fleet(flake: &Path) -> Result<Loaded, Error> {
     let path = ["inventory.toml", "inventory.json"]
         .iter()
-        .map(|name| layout.flake.join(name))
+        .map(|name| flake.join(name))
         .find(|p| p.is_file())
         .ok_or_else(|| {
             Error::Usage(format!(
                 "{}: no inventory.toml or inventory.json: run `plasmagen generate INVENTORY --out DIR` first",
-                layout.flake.display()
+                flake.display()
             ))
         })?;
     Ok(inventory::load(&path)?)
@@ -65,7 +78,7 @@ pub fn pick_nodes<'a>(
 }
 
 /// The operator's collector client: cluster CA and operator certificate from the secrets.
-pub fn collector_client(url: &str, secrets: &std::path::Path) -> Result<OperatorClient, Error> {
+pub fn collector_client(url: &str, secrets: &Path) -> Result<OperatorClient, Error> {
     let tls = ClientTls {
         secrets: Some(secrets.to_path_buf()),
         ..ClientTls::default()
@@ -86,7 +99,7 @@ pub fn confirm(prompt: &str, expected: &[String], without_terminal: &str) -> Res
     stdin
         .lock()
         .read_line(&mut line)
-        .map_err(Error::io_at(std::path::Path::new("<stdin>")))?;
+        .map_err(Error::io_at(Path::new("<stdin>")))?;
     if !line
         .split_whitespace()
         .eq(expected.iter().map(String::as_str))

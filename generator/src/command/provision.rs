@@ -15,7 +15,7 @@ use plasma_operator::ssh::SshConfig;
 use plasma_operator::tools;
 
 use super::Outcome;
-use super::fleet::{collector_client, load_fleet, pick_nodes};
+use super::fleet::{collector_client, load_fleet, operator_layout, pick_nodes};
 use crate::error::Error;
 
 pub const HELP: &str = "\
@@ -83,8 +83,8 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<Outcome, Error> {
-    let layout = Layout::new(&args.out, args.secrets.as_deref());
-    let loaded = load_fleet(&layout)?;
+    let layout = operator_layout(&args.out, args.secrets.as_deref())?;
+    let loaded = load_fleet(&layout.flake)?;
     let inv = &loaded.inventory;
     let nodes = pick_nodes(inv, &args.nodes, args.bootstrap, args.all)?;
     let manual_out = || -> Box<dyn Write + Send> { Box::new(std::io::stderr()) };
@@ -170,7 +170,7 @@ fn runner<'a>(
 /// Tools, the collector and every BMC, before anything is powered: all problems at once.
 fn preflight(targets: &[provision::Target], collector: &FleetCollector) -> Result<(), Error> {
     let mut needed = vec![tools::SSH, tools::NIXOS_ANYWHERE];
-    if targets.iter().any(|t| t.bmc.describe().starts_with("ipmi")) {
+    if targets.iter().any(|t| t.needs_ipmitool) {
         needed.push(tools::IPMITOOL);
     }
     let mut input = tools::missing(&needed);

@@ -7,14 +7,13 @@ use std::time::Duration;
 use plasma_operator::cluster::AdminClient;
 use plasma_operator::fleet::cluster_nodes;
 use plasma_operator::progress::Progress;
-use plasma_operator::provision::plan::Layout;
 use plasma_operator::provision::shell_quote;
 use plasma_operator::rollout::{ROLLBACK, Rollout, RolloutError};
 use plasma_operator::ssh::{HostKeys, SshConfig};
 use plasma_operator::tools;
 
 use super::Outcome;
-use super::fleet::{load_fleet, pick_nodes};
+use super::fleet::{load_fleet, operator_layout, pick_nodes};
 use crate::error::Error;
 
 pub const HELP: &str = "\
@@ -55,8 +54,8 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<Outcome, Error> {
-    let layout = Layout::new(&args.out, args.secrets.as_deref());
-    let loaded = load_fleet(&layout)?;
+    let layout = operator_layout(&args.out, args.secrets.as_deref())?;
+    let loaded = load_fleet(&layout.flake)?;
     let inv = &loaded.inventory;
     let all = args.nodes.is_empty();
     let targets: Vec<String> = pick_nodes(inv, &args.nodes, false, all)?

@@ -11,7 +11,7 @@ use super::Outcome;
 use super::generate::layout;
 use crate::diag::did_you_mean;
 use crate::error::Error;
-use crate::inventory::{self, DiskLayout, LuksUnlock};
+use crate::inventory::{DiskLayout, LuksUnlock};
 use crate::render::boot::INITRD_SSH_PORT;
 use crate::unlock::{self as session, Attempt, Passphrase, SessionError, Target};
 
@@ -61,18 +61,8 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<Outcome, Error> {
     let layout = layout(&args.out, args.secrets.as_deref())?;
-    let inv_path = ["inventory.toml", "inventory.json"]
-        .iter()
-        .map(|name| layout.flake.join(name))
-        .find(|p| p.is_file())
-        .ok_or_else(|| {
-            Error::Usage(format!(
-                "{}: no inventory.toml or inventory.json: run `plasmagen generate INVENTORY --out {}` first",
-                layout.flake.display(),
-                args.out.display()
-            ))
-        })?;
-    let loaded = inventory::load(&inv_path)?;
+    let loaded = super::fleet::load_fleet(&layout.flake)?;
+    let inv_path = loaded.inventory.source.clone();
     let inv = &loaded.inventory;
     let Some(node) = inv.nodes.iter().find(|n| n.hostname == args.node) else {
         let names: Vec<&str> = inv.nodes.iter().map(|n| n.hostname.as_str()).collect();

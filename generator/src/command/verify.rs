@@ -6,12 +6,11 @@ use std::path::PathBuf;
 
 use plasma_operator::cluster::{self, AdminClient};
 use plasma_operator::fleet::cluster_nodes;
-use plasma_operator::provision::plan::Layout;
 use plasma_operator::provision::shell_quote;
 use plasma_operator::ssh::{HostKeys, Look, SshConfig};
 
 use super::Outcome;
-use super::fleet::load_fleet;
+use super::fleet::{load_fleet, operator_layout};
 use crate::error::Error;
 
 pub const HELP: &str = "\
@@ -46,8 +45,8 @@ pub struct Args {
 }
 
 pub fn run(args: &Args) -> Result<Outcome, Error> {
-    let layout = Layout::new(&args.out, args.secrets.as_deref());
-    let loaded = load_fleet(&layout)?;
+    let layout = operator_layout(&args.out, args.secrets.as_deref())?;
+    let loaded = load_fleet(&layout.flake)?;
     let fleet = cluster_nodes(&loaded.inventory);
     let ssh = SshConfig {
         identity: args.identity.clone(),

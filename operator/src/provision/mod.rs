@@ -29,6 +29,8 @@ pub struct Target {
     pub bootstrap: bool,
     pub boot_mode: BootMode,
     pub bmc: Box<dyn Bmc>,
+    /// The BMC is driven through ipmitool (a tool to find before anything is powered).
+    pub needs_ipmitool: bool,
     pub install: Install,
     /// `ssh-ed25519 AAAA…`, the host key the node is installed with (secrets).
     pub installed_host_key: Option<String>,

@@ -100,12 +100,14 @@ impl Run<'_> {
             })?;
         }
         if look == Look::Installer {
+            // The look just recorded this installer's key: nothing to power or wait for.
             self.say(t, "power", "already in the installer, not powered");
+            self.journal(t, Step::Powered)?;
         } else {
             self.power(t)?;
+            self.journal(t, Step::Powered)?;
+            self.wait_for_installer(t)?;
         }
-        self.journal(t, Step::Powered)?;
-        self.wait_for_installer(t)?;
         self.journal(t, Step::InInstaller)
     }
 

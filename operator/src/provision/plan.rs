@@ -5,7 +5,7 @@
 use std::env;
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use plasma_inventory::inventory::{BmcProtocol, DiskLayout, Firmware, Inventory, Node};
 
@@ -16,7 +16,8 @@ use crate::bmc::redfish::Redfish;
 use crate::bmc::{Bmc, BootMode, Credentials, Password, Tls};
 use crate::install::Install;
 
-/// The generated output: `OUT/flake` and (by default) `OUT/secrets`.
+/// The generated output: `OUT/flake`, the secrets directory, `OUT/logs` (built by the
+/// command line, which checks the secrets are not inside the flake).
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub flake: PathBuf,
@@ -25,18 +26,6 @@ pub struct Layout {
 }
 
 impl Layout {
-    pub fn new(out: &Path, secrets: Option<&Path>) -> Layout {
-        Layout {
-            flake: out.join("flake"),
-            secrets: secrets.map_or_else(|| out.join("secrets"), Path::to_path_buf),
-            logs: out.join("logs"),
-        }
-    }
-
-    pub fn inventory(&self) -> PathBuf {
-        self.flake.join("inventory.toml")
-    }
-
     pub fn known_hosts(&self) -> PathBuf {
         self.secrets.join("known_hosts")
     }
@@ -132,6 +121,10 @@ fn target(
             Firmware::Bios => BootMode::Legacy,
         },
         bmc,
+        needs_ipmitool: node
+            .bmc
+            .as_ref()
+            .is_some_and(|b| b.protocol == BmcProtocol::Ipmi),
         install: Install {
             flake_ref: format!("{}#{h}", layout.flake.display()),
             address: node.provisioning_ip.to_string(),
