@@ -1,5 +1,5 @@
 //! The IPMI driver running the real `ipmitool -I lanplus` against an emulated IPMI 2.0 BMC
-//! (pyghmi's BMC server, tests/support/ipmi/fake_bmc.py) on a loopback port, checked with the
+//! (pyghmi's BMC server, lab/bmc/fake_bmc.py) on a loopback port, checked with the
 //! emulator's own log of the calls it received. Needs ipmitool and the venv of scripts/test.sh
 //! ($PLASMA_BMC_PYTHON).
 

@@ -321,9 +321,9 @@ fn show(o: &Offer) -> String {
 fn check(server: Server) {
     let started = Instant::now();
     let fail = |e: String| -> ! { panic!("{} boot selection: {e}", server.tag()) };
-    dhcp::require_root().unwrap_or_else(|e| fail(e));
+    dhcp::require_root().unwrap_or_else(|e| fail(e.into()));
     let need = server.need();
-    let paths = dhcp::find(&[&dhcp::IP, &dhcp::BUSYBOX, &need]).unwrap_or_else(|e| fail(e));
+    let paths = dhcp::find(&[&dhcp::IP, &dhcp::BUSYBOX, &need]).unwrap_or_else(|e| fail(e.into()));
     let (ip, busybox, program) = (&paths[0], &paths[1], &paths[2]);
 
     // Declared first, dropped last: the namespaces (and their processes) go before the files.
@@ -339,7 +339,7 @@ fn check(server: Server) {
         &format!("{PXE_SERVER}/24"),
         CLIENT_IF,
     )
-    .unwrap_or_else(|e| fail(e));
+    .unwrap_or_else(|e| fail(e.into()));
     let mut daemon = server
         .start(&link, program, &pxe, work.path())
         .unwrap_or_else(|e| fail(e));
@@ -350,7 +350,7 @@ fn check(server: Server) {
     let mut wrong = Vec::new();
     let mut unanswered = 0;
     for (who, mac) in [("node01", NODE01_MAC), ("unknown", UNKNOWN_MAC)] {
-        link.set_client_mac(mac).unwrap_or_else(|e| fail(e));
+        link.set_client_mac(mac).unwrap_or_else(|e| fail(e.into()));
         for client in CLIENTS {
             let label = format!("{who}-{}", client.name);
             if unanswered >= GIVE_UP_AFTER {
@@ -381,12 +381,12 @@ fn check(server: Server) {
                     unanswered += 1;
                     table.push(format!("  {label:<20} no lease"));
                     wrong.push(format!("  {label}: {e}"));
-                    daemon.check_alive().unwrap_or_else(|e| fail(e));
+                    daemon.check_alive().unwrap_or_else(|e| fail(e.into()));
                 }
             }
         }
     }
-    daemon.check_alive().unwrap_or_else(|e| fail(e));
+    daemon.check_alive().unwrap_or_else(|e| fail(e.into()));
     eprintln!(
         "{}: serving after {ready:?}, done after {:?}\n{}",
         server.tag(),

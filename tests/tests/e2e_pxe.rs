@@ -87,7 +87,7 @@ fn boot_node01(lab: &mut Lab, firmware: Firmware, disk_serial: &str) -> (Vm, Dur
             .map(|_| vm.started.elapsed())
     });
     let Some(elapsed) = seen else {
-        let servers = lab.check_servers().err().unwrap_or_default();
+        let servers = lab.check_servers().err().map(|e| e.0).unwrap_or_default();
         panic!(
             "{firmware:?}: node01 did not report within {BOOT_TIMEOUT:?}\n{}\n{servers}\n{}\n{}",
             vm.diagnose(),
@@ -186,7 +186,7 @@ fn pxe_boot_reports_to_the_collector() {
     tools::require_privileges().unwrap_or_else(|e| panic!("{e}"));
     let tools = Tools::find().unwrap_or_else(|e| panic!("{e}"));
     let bins = lab::build_binaries().unwrap_or_else(|e| panic!("{e}"));
-    let mut lab = Lab::start(tools, bins).unwrap_or_else(|e| panic!("lab: {e}"));
+    let mut lab = lab::start(tools, bins).unwrap_or_else(|e| panic!("lab: {e}"));
     let mut timings = Vec::new();
 
     // 1. Legacy BIOS: the NIC's iPXE ROM gets node01's reservation and boot.ipxe over HTTP.

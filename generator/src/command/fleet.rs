@@ -23,18 +23,22 @@ pub fn operator_layout(out: &Path, secrets: Option<&Path>) -> Result<Layout, Err
     })
 }
 
-/// The inventory copy `generate` wrote into the flake (what the flake was built from).
-pub fn load_fleet(flake: &Path) -> Result<Loaded, Error> {
-    let path = ["inventory.toml", "inventory.json"]
+/// Where `generate` wrote the inventory copy into the flake.
+pub fn inventory_copy(flake: &Path) -> Option<std::path::PathBuf> {
+    ["inventory.toml", "inventory.json"]
         .iter()
         .map(|name| flake.join(name))
         .find(|p| p.is_file())
-        .ok_or_else(|| {
+}
+
+/// The inventory copy `generate` wrote into the flake (what the flake was built from).
+pub fn load_fleet(flake: &Path) -> Result<Loaded, Error> {
+    let path = inventory_copy(flake).ok_or_else(|| {
             Error::Usage(format!(
                 "{}: no inventory.toml or inventory.json: run `plasmagen generate INVENTORY --out DIR` first",
-                flake.display()
-            ))
-        })?;
+            flake.display()
+        ))
+    })?;
     Ok(inventory::load(&path)?)
 }
 

@@ -8,6 +8,7 @@ pub mod discovered;
 pub mod enlist;
 pub(crate) mod fleet;
 pub mod generate;
+pub mod lab;
 pub mod mark_installed;
 pub mod provision;
 pub mod reprovision;
@@ -85,6 +86,10 @@ pub enum Command {
     /// Operator: check the running fleet against the inventory (Raft, IAM, SSH host keys).
     #[command(after_help = verify::HELP)]
     Verify(verify::Args),
+    /// Rehearse the runbook on this machine: the generated network, servers and QEMU machines
+    /// behind emulated BMCs, in a network namespace (`up`, `down`, `status`).
+    #[command(after_help = lab::HELP)]
+    Lab(lab::Args),
     /// Operator: send a luks-lvm node's passphrase to its initrd SSH prompt (host key pinned).
     #[command(after_help = unlock::HELP)]
     Unlock(unlock::Args),
@@ -115,6 +120,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Rollout(args) => rollout::run(&args),
         Command::Decommission(args) => decommission::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Lab(args) => lab::run(&args),
     }
 }
 

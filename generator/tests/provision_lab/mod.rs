@@ -1,5 +1,5 @@
 //! A provisioning lab in a network namespace of the test's own: per node an emulated IPMI BMC
-//! (pyghmi, operator/tests/support/ipmi/fake_bmc.py) whose power-on starts the "machine" —
+//! (pyghmi, lab/bmc/fake_bmc.py) whose power-on starts the "machine" —
 //! a real OpenSSH sshd on the node's provisioning IP answering as the NixOS installer after a
 //! network boot or as the installed system (with the node's generated host key) after a disk
 //! boot (machine.sh, remote.sh) — the real collector (`plasmagen collector`, mTLS), and the
@@ -188,7 +188,7 @@ impl Lab {
         let mut cmd = Command::new("ip");
         cmd.args(["netns", "exec", &self.ns])
             .arg(bmc_python())
-            .arg(repo_root().join("operator/tests/support/ipmi/fake_bmc.py"))
+            .arg(repo_root().join("lab/bmc/fake_bmc.py"))
             .arg(&log)
             .env("FAKE_BMC_USER", BMC_USER)
             .env("FAKE_BMC_PASSWORD", BMC_PASSWORD)

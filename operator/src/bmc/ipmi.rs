@@ -241,7 +241,7 @@ impl Bmc for Ipmi {
 }
 
 /// `host`, `host:port`, `[v6]`, `[v6]:port`; a bare IPv6 address has no port.
-fn split_address(address: &str) -> (String, Option<u16>) {
+pub fn split_address(address: &str) -> (String, Option<u16>) {
     let address = address.trim();
     if let Some(rest) = address.strip_prefix('[')
         && let Some((host, tail)) = rest.split_once(']')

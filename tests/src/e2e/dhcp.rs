@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use super::netns::{Daemon, Netns};
 use super::tools::which;
-use super::{Result, tail};
+use super::{Result, err, tail};
 
 /// A program the test runs and the Debian package that provides it.
 pub struct Need {
@@ -40,7 +40,7 @@ pub fn find(needs: &[&Need]) -> Result<Vec<PathBuf>> {
             .map(|n| format!("{} (Debian package {})", n.program, n.package))
             .collect();
         let packages: Vec<&str> = missing.iter().map(|n| n.package).collect();
-        return Err(format!(
+        return Err(err!(
             "the DHCP boot-selection test needs programs that are not installed:\n  {}\n\
              install them with: apt-get install -y {}",
             list.join("\n  "),
@@ -55,7 +55,7 @@ pub fn find(needs: &[&Need]) -> Result<Vec<PathBuf>> {
 pub fn require_root() -> Result<()> {
     let euid = rustix::process::geteuid();
     if !euid.is_root() {
-        return Err(format!(
+        return Err(err!(
             "the DHCP boot-selection test must run as root (it creates network namespaces and a \
              veth pair); effective uid is {}. Run the test suite as root (CI does).",
             euid.as_raw()
@@ -149,7 +149,7 @@ fn parse_offer(text: &str) -> Result<Offer> {
     };
     let addr = |key: &str| -> Result<Option<Ipv4Addr>> {
         get(key)
-            .map(|v| v.parse().map_err(|e| format!("{key}={v:?}: {e}")))
+            .map(|v| v.parse().map_err(|e| err!("{key}={v:?}: {e}")))
             .transpose()
     };
     Ok(Offer {
@@ -201,13 +201,13 @@ pub fn udhcpc(
     client.stop();
     match status {
         None => {
-            return Err(format!(
+            return Err(err!(
                 "udhcpc {label}: no lease within {timeout:?}\n{}",
                 tail(&log, 20)
             ));
         }
         Some(s) if !s.success() => {
-            return Err(format!("udhcpc {label} failed ({s})\n{}", tail(&log, 20)));
+            return Err(err!("udhcpc {label} failed ({s})\n{}", tail(&log, 20)));
         }
         Some(_) => {}
     }
@@ -218,7 +218,7 @@ pub fn udhcpc(
             tail(&log, 20)
         )
     })?;
-    parse_offer(&text).map_err(|e| format!("udhcpc {label}: {e}"))
+    parse_offer(&text).map_err(|e| err!("udhcpc {label}: {e}"))
 }
 
 #[cfg(test)]
@@ -248,13 +248,13 @@ mod tests {
         };
         let e = find(&[&IP, &absent]).expect_err("absent program found");
         assert!(
-            e.contains("plasma-no-such-dhcp-server (Debian package plasma-no-such-package)"),
+            e.0.contains("plasma-no-such-dhcp-server (Debian package plasma-no-such-package)"),
             "{e}"
         );
         assert!(
-            e.contains("apt-get install -y plasma-no-such-package"),
+            e.0.contains("apt-get install -y plasma-no-such-package"),
             "{e}"
         );
-        assert!(!e.contains("iproute2"), "{e}");
+        assert!(!e.0.contains("iproute2"), "{e}");
     }
 }

@@ -1,7 +1,7 @@
 //! The provisioning lab (tests/tests/e2e_provision.rs, docs/e2e.md): the PXE lab of
 //! [`super::lab`] serving the installer initrd ([`super::initrd::build_installer`]), three
 //! QEMU machines on tap devices of its bridge, each behind an emulated IPMI BMC
-//! (operator/tests/support/ipmi/fake_bmc.py) whose power-on runs the machine's start script
+//! (lab/bmc/fake_bmc.py) whose power-on runs the machine's start script
 //! `vm-<node>.sh` ([`super::hook_vm`]), and the recording nixos-anywhere stand-in of the generator's provisioning
 //! lab (generator/tests/provision_lab/nixos-anywhere) on `PATH` for `plasmagen provision`.
 
@@ -19,7 +19,8 @@ use super::lab::{Binaries, Lab, LabConfig};
 use super::netns::Daemon;
 use super::tools::{Tools, which};
 use super::vm::{Disk, Firmware, VmSpec};
-use super::{Result, diag_dir, initrd, poll};
+use super::{Result, diag_dir, err, initrd, poll};
+use plasma_lab::bmc::BmcSpec;
 
 pub const BMC_USER: &str = "admin";
 pub const BMC_PASSWORD: &str = "e2e-bmc-Pw 7";
@@ -122,7 +123,7 @@ impl ProvisionLab {
             .map(PathBuf::from)
             .unwrap_or_else(|| workspace().join("target/bmc-venv/bin/python"));
         if !python.is_file() {
-            return Err(format!(
+            return Err(err!(
                 "{}: the BMC emulators' venv is missing (scripts/test.sh creates it; or set \
                  PLASMA_BMC_PYTHON)",
                 python.display()
@@ -150,10 +151,7 @@ impl ProvisionLab {
             .output()
             .map_err(|e| format!("ssh-keygen: {e}"))?;
         if !out.status.success() {
-            return Err(format!(
-                "ssh-keygen: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
+            return Err(err!("ssh-keygen: {}", String::from_utf8_lossy(&out.stderr)));
         }
         let public =
             std::fs::read_to_string(key.with_extension("pub")).map_err(|e| e.to_string())?;
@@ -172,7 +170,7 @@ impl ProvisionLab {
             },
             diag: diag_dir().join("provision"),
         };
-        let lab = Lab::start_with(tools, bins, config)?;
+        let lab = super::lab::start_with(tools, bins, config)?;
         let mut plab = ProvisionLab {
             bmcs: Vec::new(),
             vms: Vec::new(),
@@ -210,32 +208,25 @@ impl ProvisionLab {
         HookVm::create(&self.lab, &spec)
     }
 
-    /// fake_bmc.py on 127.0.0.1:<port> in the namespace; its power-on runs `hook`. Its stdin
-    /// stays open (it exits when it closes) until the lab is dropped.
+    /// fake_bmc.py on 127.0.0.1:<port> in the namespace; its power-on runs `hook`. It exits
+    /// when the lab drops (its stdin closes).
     fn bmc(&self, n: &Node, python: &Path, hook: &Path) -> Result<Daemon> {
-        let lab = &self.lab;
-        let mut cmd = lab.ns.command(python);
-        cmd.arg(workspace().join("operator/tests/support/ipmi/fake_bmc.py"))
-            .arg(self.bmc_log(&n.hostname))
-            .env("FAKE_BMC_USER", BMC_USER)
-            .env("FAKE_BMC_PASSWORD", BMC_PASSWORD)
-            .env("FAKE_BMC_ADDRESS", "127.0.0.1")
-            .env("FAKE_BMC_PORT", n.bmc_port.to_string())
-            .env("FAKE_BMC_ON_BOOT", quote(&hook.display().to_string()))
-            .stdin(Stdio::piped());
-        let _ = std::fs::remove_file(self.bmc_log(&n.hostname));
-        let name = format!("bmc-{}", n.hostname);
-        let mut d = Daemon::spawn(&name, cmd, &lab.diag.join(format!("{name}.log")))?;
-        d.wait_log(
-            &format!("listening {}", n.bmc_port),
-            Duration::from_secs(20),
-        )?;
-        Ok(d)
+        let spec = BmcSpec {
+            machine: n.hostname.clone(),
+            address: "127.0.0.1".into(),
+            port: n.bmc_port,
+            user: BMC_USER.into(),
+            password: BMC_PASSWORD.into(),
+            on_boot: hook.to_path_buf(),
+            detached: false,
+        };
+        let script = workspace().join("lab/bmc/fake_bmc.py");
+        plasma_lab::bmc::start(&self.lab.ns, python, &script, &self.lab.diag, &spec)
     }
 
     /// fake_bmc.py's record of calls (JSON lines).
     pub fn bmc_log(&self, node: &str) -> PathBuf {
-        self.lab.diag.join(format!("bmc-{node}.jsonl"))
+        plasma_lab::bmc::calls_log(&self.lab.diag, node)
     }
 
     /// Every call the node's BMC received, in order.
@@ -363,7 +354,7 @@ pub fn run_bounded(mut cmd: Command, limit: Duration, mut tick: impl FnMut()) ->
         }
         let _ = child.kill();
         let _ = child.wait();
-        return Err(format!(
+        return Err(err!(
             "{cmd:?} hung for {:?}, killed; output so far:\n{}\n{}",
             start.elapsed(),
             out.join().unwrap_or_default(),
@@ -386,5 +377,5 @@ fn workspace() -> PathBuf {
 
 fn chmod_x(p: &Path) -> Result<()> {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o755))
-        .map_err(|e| format!("{}: {e}", p.display()))
+        .map_err(|e| err!("{}: {e}", p.display()))
 }

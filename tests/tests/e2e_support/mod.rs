@@ -45,5 +45,6 @@ pub fn operator_get<T: serde::de::DeserializeOwned + Send>(
             }
             serde_json::from_str(&body).map_err(|e| format!("GET {url}: {e}: {body}"))
         })
-    })?
+    })
+    .map_err(|e| e.to_string())?
 }

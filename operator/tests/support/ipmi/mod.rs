@@ -31,7 +31,7 @@ impl FakeBmc {
     pub fn start(user: &str, password: &str) -> FakeBmc {
         let dir = tempfile::tempdir().unwrap();
         let log = dir.path().join("calls.jsonl");
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/support/ipmi/fake_bmc.py");
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lab/bmc/fake_bmc.py");
         let mut child = Command::new(bmc_python())
             .arg(&script)
             .arg(&log)

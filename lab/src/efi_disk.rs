@@ -22,8 +22,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::Result;
-use super::tools::Tools;
+use crate::Result;
+use crate::err;
+use crate::tools::Tools;
 
 /// Printed on the console (so on the serial port) by [`bootx64_efi`].
 pub const LOCAL_DISK_BOOTED_UEFI: &str = "E2E-LOCAL-DISK-BOOTED-UEFI";
@@ -101,7 +102,7 @@ pub fn bootx64_efi() -> Vec<u8> {
 fn run(cmd: &mut Command) -> Result<()> {
     let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
     if !out.status.success() {
-        return Err(format!(
+        return Err(err!(
             "{cmd:?} failed ({}):\n{}{}",
             out.status,
             String::from_utf8_lossy(&out.stdout),
@@ -118,7 +119,7 @@ pub fn build(tools: &Tools, image: &Path, bytes: u64) -> Result<()> {
     const START: u64 = 2048; // sectors: 1 MiB, the usual alignment
     const SECTORS: u64 = 32 << 11; // 32 MiB
     if bytes < (START + SECTORS + 34) * 512 {
-        return Err(format!("{} bytes is too small for the ESP", bytes));
+        return Err(err!("{} bytes is too small for the ESP", bytes));
     }
     let f = std::fs::File::create(image).map_err(|e| format!("{}: {e}", image.display()))?;
     f.set_len(bytes).map_err(|e| e.to_string())?;

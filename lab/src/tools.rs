@@ -1,9 +1,10 @@
 //! The system programs and firmware the lab drives, each with the Debian package providing it,
-//! so a missing one fails the test with an actionable message.
+//! so a missing one fails with an actionable message.
 
 use std::path::{Path, PathBuf};
 
-use super::Result;
+use crate::Result;
+use crate::err;
 
 /// Paths of everything the lab runs or serves.
 #[derive(Debug, Clone)]
@@ -47,7 +48,7 @@ pub const PACKAGES: &[&str] = &[
 ];
 
 /// `name` on `PATH`, or in the system directories a non-root `PATH` may lack.
-pub(crate) fn which(name: &str) -> Option<PathBuf> {
+pub fn which(name: &str) -> Option<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .chain(["/usr/sbin", "/sbin", "/usr/bin", "/bin"].map(PathBuf::from))
@@ -144,8 +145,8 @@ impl Tools {
             }
         };
         if !missing.is_empty() {
-            return Err(format!(
-                "the PXE end-to-end test needs programs that are not installed:\n  {}\n\
+            return Err(err!(
+                "the lab needs programs that are not installed:\n  {}\n\
                  install them with: apt-get install -y {}",
                 missing.join("\n  "),
                 PACKAGES.join(" ")
@@ -154,7 +155,7 @@ impl Tools {
         if let Ok(meta) = std::fs::metadata(&busybox)
             && meta.len() < 500_000
         {
-            return Err(format!(
+            return Err(err!(
                 "{} is not the static busybox (Debian package busybox-static)",
                 busybox.display()
             ));
@@ -186,18 +187,16 @@ impl Tools {
 pub fn require_privileges() -> Result<()> {
     let euid = rustix::process::geteuid();
     if !euid.is_root() {
-        return Err(format!(
-            "the PXE end-to-end test must run as root (it creates network namespaces, a bridge and \
+        return Err(err!(
+            "the lab must run as root (it creates network namespaces, a bridge and \
              tap devices); effective uid is {}. Run the test suite as root (CI does).",
             euid.as_raw()
         ));
     }
     if !Path::new("/dev/net/tun").exists() {
-        return Err(
-            "the PXE end-to-end test needs /dev/net/tun for QEMU's tap device \
+        return Err("the lab needs /dev/net/tun for QEMU's tap device \
                     (load the tun module or give the container the device)"
-                .into(),
-        );
+            .into());
     }
     Ok(())
 }

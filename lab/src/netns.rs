@@ -9,12 +9,14 @@ use std::time::Duration;
 use rustix::process::{Pid, Signal, kill_process_group};
 use rustix::thread::{LinkNameSpaceType, move_into_link_name_space};
 
-use super::{Result, tail};
+use crate::err;
+use crate::{Result, tail};
 
-/// `ip netns add <name>`; deleted on drop.
+/// `ip netns add <name>`; deleted on drop unless [`Netns::keep`] handed it on.
 pub struct Netns {
     name: String,
     ip: PathBuf,
+    owned: bool,
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
@@ -23,7 +25,7 @@ fn run(cmd: &mut Command) -> Result<()> {
         .output()
         .map_err(|e| format!("{cmd:?}: {e}"))?;
     if !out.status.success() {
-        return Err(format!(
+        return Err(err!(
             "{cmd:?} failed ({}): {}",
             out.status,
             String::from_utf8_lossy(&out.stderr).trim()
@@ -33,20 +35,41 @@ fn run(cmd: &mut Command) -> Result<()> {
 }
 
 impl Netns {
-    /// A fresh namespace `<prefix>-<pid>` with loopback up. A namespace of that name left by
-    /// a killed earlier run of the same pid is removed first.
-    pub fn create(ip: &Path, prefix: &str) -> Result<Netns> {
-        let name = format!("{prefix}-{}", std::process::id());
-        if Path::new("/run/netns").join(&name).exists() {
-            let _ = run(Command::new(ip).args(["netns", "del", &name]));
+    /// A fresh namespace `name` with loopback up. A namespace of that name left by a killed
+    /// earlier run (its processes are killed) is removed first.
+    pub fn create(ip: &Path, name: &str) -> Result<Netns> {
+        if Netns::exists(name) {
+            drop(Netns::open(ip, name));
         }
-        run(Command::new(ip).args(["netns", "add", &name]))?;
+        run(Command::new(ip).args(["netns", "add", name]))?;
         let ns = Netns {
-            name,
+            name: name.to_string(),
             ip: ip.to_path_buf(),
+            owned: true,
         };
         ns.ip(&["link", "set", "lo", "up"])?;
         Ok(ns)
+    }
+
+    /// Whether `/run/netns/<name>` exists.
+    pub fn exists(name: &str) -> bool {
+        Path::new("/run/netns").join(name).exists()
+    }
+
+    /// An existing namespace, owned from now on: dropping it kills its processes and deletes
+    /// it (`plasmagen lab down`).
+    pub fn open(ip: &Path, name: &str) -> Netns {
+        Netns {
+            name: name.to_string(),
+            ip: ip.to_path_buf(),
+            owned: true,
+        }
+    }
+
+    /// Leaves the namespace (and everything running in it) in place; its name.
+    pub fn keep(mut self) -> String {
+        self.owned = false;
+        self.name.clone()
     }
 
     pub fn name(&self) -> &str {
@@ -87,7 +110,7 @@ impl Netns {
     }
 
     /// PIDs of processes inside the namespace (`ip netns pids`).
-    fn pids(&self) -> Vec<i32> {
+    pub fn pids(&self) -> Vec<i32> {
         Command::new(&self.ip)
             .args(["netns", "pids", &self.name])
             .stderr(Stdio::null())
@@ -104,7 +127,10 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        // Only the lab's own processes live here: the namespace was created by this test.
+        if !self.owned {
+            return;
+        }
+        // Only the lab's own processes live here: the namespace was created by the lab.
         for pid in self.pids() {
             if let Some(pid) = Pid::from_raw(pid) {
                 let _ = rustix::process::kill_process(pid, Signal::KILL);
@@ -147,18 +173,18 @@ impl Daemon {
     pub fn check_alive(&mut self) -> Result<()> {
         match self.child.try_wait() {
             Ok(None) => Ok(()),
-            Ok(Some(status)) => Err(format!(
+            Ok(Some(status)) => Err(err!(
                 "{} exited ({status})\n{}",
                 self.name,
                 tail(&self.log, 30)
             )),
-            Err(e) => Err(format!("{}: {e}", self.name)),
+            Err(e) => Err(err!("{}: {e}", self.name)),
         }
     }
 
     /// Exit status if the process ended within `timeout`.
     pub fn wait_exit(&mut self, timeout: Duration) -> Option<std::process::ExitStatus> {
-        super::poll(timeout, Duration::from_millis(200), || {
+        crate::poll(timeout, Duration::from_millis(200), || {
             self.child.try_wait().ok().flatten()
         })
     }
@@ -166,7 +192,7 @@ impl Daemon {
     /// Waits until `needle` appears in the log; fails early when the process exits.
     pub fn wait_log(&mut self, needle: &str, timeout: Duration) -> Result<()> {
         let log = self.log.clone();
-        let found = super::poll(timeout, Duration::from_millis(100), || {
+        let found = crate::poll(timeout, Duration::from_millis(100), || {
             let text = std::fs::read(&log).unwrap_or_default();
             if String::from_utf8_lossy(&text).contains(needle) {
                 return Some(Ok(()));
@@ -174,12 +200,20 @@ impl Daemon {
             self.check_alive().err().map(Err)
         });
         found.unwrap_or_else(|| {
-            Err(format!(
+            Err(err!(
                 "{} did not log {needle:?} within {timeout:?}\n{}",
                 self.name,
                 tail(&self.log, 30)
             ))
         })
+    }
+
+    /// Leaves the process running past this one (`plasmagen lab up`); its pid.
+    pub fn detach(self) -> u32 {
+        let pid = self.child.id();
+        // Not dropped: the drop would kill it. Its log file handles belong to the child.
+        std::mem::forget(self);
+        pid
     }
 
     /// Kills the process group and reaps the child.

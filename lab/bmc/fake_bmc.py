@@ -1,4 +1,5 @@
-"""An IPMI 2.0 (RMCP+) BMC on a loopback UDP port, for operator/tests/ipmi.rs.
+"""An IPMI 2.0 (RMCP+) BMC on a loopback UDP port, for operator/tests/ipmi.rs, the
+VM tests and `plasmagen lab up`.
 
 Built on pyghmi's BMC server (pyghmi.ipmi.bmc.Bmc, the base of virtualbmc), so the real
 `ipmitool -I lanplus` talks to it. It keeps a power state and a boot device and appends every
@@ -7,7 +8,8 @@ call it receives as one JSON line to the log file, which the test reads.
 Usage: python fake_bmc.py LOG_FILE
   FAKE_BMC_USER / FAKE_BMC_PASSWORD come from the environment (never argv, so the test can
   check that no process shows the password). The bound port is printed as `listening PORT`
-  on stdout. The emulator exits when its stdin closes, so it cannot outlive the test.
+  on stdout. The emulator exits when its stdin closes, so it cannot outlive the test (unless
+  FAKE_BMC_DETACHED is set: the rehearsal lab of `plasmagen lab up`, lab/src/bmc.rs).
   FAKE_BMC_ADDRESS / FAKE_BMC_PORT: where to listen (default 127.0.0.1, a free port).
   FAKE_BMC_ON_BOOT: a shell command run whenever the machine starts (power on from off, or a
   reset/cycle while on), with BOOT_DEVICE set to the device the machine boots: the one-shot
@@ -125,7 +127,9 @@ def main():
     user = os.environ["FAKE_BMC_USER"]
     password = os.environ["FAKE_BMC_PASSWORD"]
     server = FakeBmc({user: password}, sys.argv[1])
-    threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
+    # `plasmagen lab up` runs it detached (FAKE_BMC_DETACHED=1): `lab down` kills it by pid.
+    if not os.environ.get("FAKE_BMC_DETACHED"):
+        threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
     print("listening %d" % server.port, flush=True)
     server.listen()
 

@@ -6,9 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use super::netns::{Daemon, Netns};
-use super::tools::Tools;
-use super::{Result, poll, tail};
+use crate::err;
+use crate::netns::{Daemon, Netns};
+use crate::tools::Tools;
+use crate::{Result, poll, tail};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Firmware {
@@ -51,7 +52,7 @@ pub enum Disk {
     /// [`LOCAL_DISK_BOOTED`].
     Mbr,
     /// GPT with an EFI System Partition holding `\EFI\BOOT\BOOTX64.EFI`
-    /// ([`super::efi_disk`]), which prints [`super::efi_disk::LOCAL_DISK_BOOTED_UEFI`].
+    /// ([`crate::efi_disk`]), which prints [`crate::efi_disk::LOCAL_DISK_BOOTED_UEFI`].
     Esp,
 }
 
@@ -98,7 +99,7 @@ impl Vm {
     pub fn prepare(tools: &Tools, spec: &VmSpec, work: &Path) -> Result<()> {
         let disk = Vm::disk_path(spec, work);
         if let Disk::Esp = spec.disk {
-            super::efi_disk::build(tools, &disk, spec.disk_bytes)?;
+            crate::efi_disk::build(tools, &disk, spec.disk_bytes)?;
         } else {
             let f = std::fs::File::create(&disk).map_err(|e| format!("{}: {e}", disk.display()))?;
             f.set_len(spec.disk_bytes).map_err(|e| e.to_string())?;
@@ -219,12 +220,12 @@ impl Vm {
         });
         match found {
             Some(Ok(())) => Ok(self.started.elapsed()),
-            Some(Err(e)) => Err(format!(
+            Some(Err(e)) => Err(err!(
                 "{e}\nwhile waiting for {needle:?} on the console of {}\n{}",
                 self.spec.name,
                 self.diagnose()
             )),
-            None => Err(format!(
+            None => Err(err!(
                 "{} did not print {needle:?} within {timeout:?}\n{}",
                 self.spec.name,
                 self.diagnose()
@@ -236,7 +237,7 @@ impl Vm {
     pub fn wait_poweroff(&mut self, timeout: Duration) -> Result<()> {
         match self.qemu.wait_exit(timeout) {
             Some(_) => Ok(()),
-            None => Err(format!(
+            None => Err(err!(
                 "{} did not power off within {timeout:?}\n{}",
                 self.spec.name,
                 self.diagnose()

@@ -13,10 +13,11 @@ use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::Result;
-use super::cpio::Archive;
-use super::tools::{Tools, which};
-use super::vm::local_disk_mbr;
+use crate::Result;
+use crate::cpio::Archive;
+use crate::err;
+use crate::tools::{Tools, which};
+use crate::vm::local_disk_mbr;
 
 /// Modules the machine needs (dependencies are added from modules.dep).
 const MODULES: &[&str] = &["virtio_pci", "virtio_net", "virtio_blk", "virtio_rng"];
@@ -224,7 +225,7 @@ fn module_bytes(path: &Path) -> Result<Vec<u8>> {
         None
     };
     match tool {
-        None => std::fs::read(path).map_err(|e| format!("{name}: {e}")),
+        None => std::fs::read(path).map_err(|e| err!("{name}: {e}")),
         Some(t) => {
             let out = Command::new(t)
                 .args(["-dc"])
@@ -232,7 +233,7 @@ fn module_bytes(path: &Path) -> Result<Vec<u8>> {
                 .output()
                 .map_err(|e| format!("{t} -dc {name}: {e} (install {t})"))?;
             if !out.status.success() {
-                return Err(format!("{t} -dc {name} failed"));
+                return Err(err!("{t} -dc {name} failed"));
             }
             Ok(out.stdout)
         }
@@ -293,7 +294,7 @@ impl Tree {
 }
 
 fn read(p: &Path) -> Result<Vec<u8>> {
-    std::fs::read(p).map_err(|e| format!("{}: {e}", p.display()))
+    std::fs::read(p).map_err(|e| err!("{}: {e}", p.display()))
 }
 
 /// Builds a gzip-compressed initrd at `out` for `agent`, trusting `ca_pem`.
@@ -396,7 +397,7 @@ fn write_gzip(tools: &Tools, t: Tree, out: &Path) -> Result<()> {
     }
     let status = gz.wait().map_err(|e| format!("gzip: {e}"))?;
     if !status.success() {
-        return Err(format!("gzip failed ({status})"));
+        return Err(err!("gzip failed ({status})"));
     }
     Ok(())
 }

@@ -1,6 +1,6 @@
 //! A QEMU machine that its BMC powers on: [`HookVm::create`] makes its disk once and writes
 //! `vm-<name>.sh`, the command the emulated BMC runs on power-on or reset
-//! (`FAKE_BMC_ON_BOOT` of operator/tests/support/ipmi/fake_bmc.py). The script starts QEMU in
+//! (`FAKE_BMC_ON_BOOT` of lab/bmc/fake_bmc.py). The script starts QEMU in
 //! a session of its own (it outlives the hook and the BMC's process group; QEMU writes its pid
 //! to `vm-<name>.pid`), after killing the machine's previous QEMU, so a second power-on is a
 //! cold boot of the same disk.
@@ -9,9 +9,9 @@ use std::path::{Path, PathBuf};
 
 use rustix::process::{Pid, Signal, kill_process};
 
-use super::lab::Lab;
-use super::vm::{Vm, VmSpec};
-use super::{Result, tail};
+use crate::pxe::Lab;
+use crate::vm::{Vm, VmSpec};
+use crate::{Result, tail};
 
 /// POSIX shell single quotes, always.
 pub fn quote(s: &str) -> String {
@@ -104,6 +104,31 @@ impl HookVm {
                 .join(p.as_raw_nonzero().to_string())
                 .exists()
         })
+    }
+
+    /// Leaves the machine running past this process (`plasmagen lab up`).
+    pub fn detach(self) {
+        // Not dropped: the drop would kill its QEMU; `lab down` kills it by its pid file.
+        std::mem::forget(self);
+    }
+
+    /// Powers the machine on without a BMC (what a person pressing its power button does):
+    /// runs its start script.
+    pub fn power_on(&self) -> Result<()> {
+        let out = std::process::Command::new("sh")
+            .arg(&self.script)
+            .env("BOOT_DEVICE", "default")
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| crate::err!("{}: {e}", self.script.display()))?;
+        if !out.status.success() {
+            return Err(crate::err!(
+                "{} failed: {}",
+                self.script.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+        Ok(())
     }
 
     pub fn diagnose(&self) -> String {
