@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use plasma_wire::report::ProvisionStep;
 
 use super::api::{Caller, inventory_node, read_json, stuck_ms};
-use super::auth::Peer;
+use super::auth::{Peer, check_same_origin};
 use super::error::ApiError;
 use super::store::{WriteOp, now_ms};
 use super::view::node_view;
@@ -18,27 +18,35 @@ use super::{AppState, Shared};
 async fn operator_action(
     s: &Shared,
     peer: &Peer,
+    headers: &HeaderMap,
     id: &str,
     make: impl FnOnce(String, String) -> WriteOp,
 ) -> Result<Response, ApiError> {
     peer.check_operator()?;
-    let node = inventory_node(s, id)?;
-    let actor = match (&peer.cert, peer.addr) {
-        (Some(c), _) => c.common_name.clone(),
-        (None, Some(a)) => format!("lab:{a}"),
-        (None, None) => "lab".into(),
-    };
-    s.store.write(make(node.hostname.clone(), actor)).await?;
+    check_same_origin(headers)?;
+    let catalog = s.catalog();
+    let node = inventory_node(&catalog, id)?;
+    s.store
+        .write(make(node.hostname.clone(), peer.actor()))
+        .await?;
     let fleet = s.fleet.read().unwrap_or_else(|e| e.into_inner());
-    Ok(Json(node_view(&s.inventory, &fleet, node, now_ms(), stuck_ms(s))).into_response())
+    Ok(Json(node_view(
+        &catalog.inventory,
+        &fleet,
+        node,
+        now_ms(),
+        stuck_ms(s),
+    ))
+    .into_response())
 }
 
 pub(crate) async fn mark_installed(
     State(s): State<AppState>,
     Caller(peer): Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    operator_action(&s, &peer, &id, |node, actor| WriteOp::Installed {
+    operator_action(&s, &peer, &headers, &id, |node, actor| WriteOp::Installed {
         node,
         actor,
     })
@@ -49,10 +57,10 @@ pub(crate) async fn reprovision(
     State(s): State<AppState>,
     Caller(peer): Caller,
     Path(id): Path<String>,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
-    operator_action(&s, &peer, &id, |node, actor| WriteOp::Reprovision {
-        node,
-        actor,
+    operator_action(&s, &peer, &headers, &id, |node, actor| {
+        WriteOp::Reprovision { node, actor }
     })
     .await
 }
@@ -66,6 +74,7 @@ pub(crate) async fn provision_step(
     body: Body,
 ) -> Result<Response, ApiError> {
     peer.check_operator()?;
+    check_same_origin(&headers)?;
     let step: ProvisionStep = read_json(&headers, body).await?;
     let step_ok = !step.step.is_empty()
         && step.step.len() <= ProvisionStep::MAX_STEP
@@ -84,7 +93,7 @@ pub(crate) async fn provision_step(
             ),
         ));
     }
-    operator_action(&s, &peer, &id, |node, actor| WriteOp::Provision {
+    operator_action(&s, &peer, &headers, &id, |node, actor| WriteOp::Provision {
         node,
         actor,
         step,

@@ -23,11 +23,12 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 
 use super::auth::Peer;
+use super::catalog::Catalog;
 use super::error::ApiError;
 use super::fleet::NodeState;
 use super::store::{WriteOp, now_ms};
 use super::view::{discovered_view, fleet_view, node_view};
-use super::{AppState, Shared, actions, discover};
+use super::{AppState, Shared, actions, discover, enlist};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -53,6 +54,7 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/nodes/{id}/installed", post(actions::mark_installed))
         .route("/v1/nodes/{id}/reprovision", post(actions::reprovision))
         .route("/v1/nodes/{id}/provision", post(actions::provision_step))
+        .route("/v1/discovered/{mac}/enlist", post(enlist::enlist))
         .route("/v1/events", get(events))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -130,11 +132,12 @@ async fn metrics(State(s): State<AppState>) -> Response {
     let stuck = stuck_ms(&s);
     let mut gauges = Vec::new();
     {
+        let catalog = s.catalog();
         let fleet = s.fleet.read().unwrap_or_else(|e| e.into_inner());
         let mut by_state: HashMap<NodeState, u64> = HashMap::new();
         let mut by_phase: std::collections::BTreeMap<(String, &'static str), u64> =
             Default::default();
-        for node in &s.inventory.nodes {
+        for node in &catalog.inventory.nodes {
             *by_state
                 .entry(fleet.state_of(node, now, stuck))
                 .or_default() += 1;
@@ -164,7 +167,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
             fleet
                 .discovered
                 .keys()
-                .filter(|m| s.hostname_by_mac(m).is_none())
+                .filter(|m| catalog.hostname_by_mac(m).is_none())
                 .count() as u64,
         ));
     }
@@ -291,28 +294,30 @@ async fn accept_report(
     peer.check_any()?;
     let report: Report = read_json(headers, body).await?;
     check_report(&report)?;
-    let Some(node) = s.node(&report.node_id) else {
+    let catalog = s.catalog();
+    let Some(node) = catalog.node(&report.node_id) else {
         s.record_rejected(&report.node_id, peer.addr.map(|a| a.ip().to_string()));
         return Err(ApiError::forbidden(
             "unknown_node",
             format!("node {:?} is not in the inventory", report.node_id),
         ));
     };
-    peer.check_node(&node.hostname, &s.inventory.fqdn(node))?;
+    peer.check_node(&node.hostname, &catalog.inventory.fqdn(node))?;
     s.store.write(WriteOp::Report(report)).await?;
     Ok((StatusCode::OK, Json(json!({"status": "stored"}))).into_response())
 }
 
 async fn list_nodes(State(s): State<AppState>) -> Response {
+    let catalog = s.catalog();
     let fleet = s.fleet.read().unwrap_or_else(|e| e.into_inner());
-    let view = fleet_view(&s.inventory, &fleet, now_ms(), stuck_ms(&s));
+    let view = fleet_view(&catalog.inventory, &fleet, now_ms(), stuck_ms(&s));
     drop(fleet);
     Json(view).into_response()
 }
 
 /// The inventory node `id` names, or 404.
-pub(crate) fn inventory_node<'a>(s: &'a Shared, id: &str) -> Result<&'a Node, ApiError> {
-    s.node(id)
+pub(crate) fn inventory_node<'a>(c: &'a Catalog, id: &str) -> Result<&'a Node, ApiError> {
+    c.node(id)
         .ok_or_else(|| ApiError::not_found(format!("node {id:?} is not in the inventory")))
 }
 
@@ -326,10 +331,11 @@ async fn get_node(
     Path(id): Path<String>,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Response, ApiError> {
-    let node = inventory_node(&s, &id)?;
+    let catalog = s.catalog();
+    let node = inventory_node(&catalog, &id)?;
     let mut view = {
         let fleet = s.fleet.read().unwrap_or_else(|e| e.into_inner());
-        let mut v = node_view(&s.inventory, &fleet, node, now_ms(), stuck_ms(&s));
+        let mut v = node_view(&catalog.inventory, &fleet, node, now_ms(), stuck_ms(&s));
         v.discovered = fleet
             .discovered
             .get(node.mac.as_str())

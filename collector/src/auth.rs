@@ -4,6 +4,8 @@
 
 use std::net::SocketAddr;
 
+use axum::http::HeaderMap;
+use axum::http::header::{HOST, ORIGIN};
 use x509_parser::extensions::GeneralName;
 
 use super::error::ApiError;
@@ -114,6 +116,15 @@ impl Peer {
         }
     }
 
+    /// Who performed an operator action, for the history: the certificate's CN, or `lab:ADDR`.
+    pub fn actor(&self) -> String {
+        match (&self.cert, self.addr) {
+            (Some(c), _) => c.common_name.clone(),
+            (None, Some(a)) => format!("lab:{a}"),
+            (None, None) => "lab".into(),
+        }
+    }
+
     /// Operator actions: the operator certificate; on the lab listener, loopback callers only.
     pub fn check_operator(&self) -> Result<(), ApiError> {
         if self.lab {
@@ -141,6 +152,32 @@ impl Peer {
     }
 }
 
+/// Operator actions refuse what a browser marks as sent by another site: a browser holding the
+/// operator certificate (for the dashboard) would present it to any page's cross-site form post
+/// too. Clients that are not browsers (plasmagen) send neither header.
+pub fn check_same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
+    let refuse = |why: String| {
+        Err(ApiError::forbidden(
+            "cross_site",
+            format!("operator actions are refused from another site's page ({why})"),
+        ))
+    };
+    let text = |name| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Some(site) = text("sec-fetch-site")
+        && site != "same-origin"
+        && site != "none"
+    {
+        return refuse(format!("Sec-Fetch-Site: {site}"));
+    }
+    if let (Some(origin), Some(host)) = (text(ORIGIN.as_str()), text(HOST.as_str())) {
+        let origin_host = origin.split_once("://").map(|(_, h)| h);
+        if origin_host != Some(host) {
+            return refuse(format!("Origin {origin} is not {host}"));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +203,38 @@ mod tests {
         assert!(op.is_operator());
         assert!(!op.names_node("operator", "operator.example.com"));
         assert!(!c.is_operator());
+    }
+
+    #[test]
+    fn operator_actions_only_from_the_same_origin() {
+        let h = |pairs: &[(&'static str, &'static str)]| {
+            let mut m = HeaderMap::new();
+            for (k, v) in pairs {
+                m.insert(*k, v.parse().unwrap());
+            }
+            m
+        };
+        assert!(
+            check_same_origin(&h(&[])).is_ok(),
+            "plasmagen sends neither"
+        );
+        let dashboard = h(&[
+            ("sec-fetch-site", "same-origin"),
+            ("origin", "https://10.0.100.10:8443"),
+            ("host", "10.0.100.10:8443"),
+        ]);
+        assert!(check_same_origin(&dashboard).is_ok());
+        for bad in [
+            h(&[("sec-fetch-site", "cross-site")]),
+            h(&[("sec-fetch-site", "same-site")]),
+            h(&[
+                ("origin", "https://evil.example"),
+                ("host", "10.0.100.10:8443"),
+            ]),
+            h(&[("origin", "null"), ("host", "10.0.100.10:8443")]),
+        ] {
+            assert_eq!(check_same_origin(&bad).unwrap_err().code, "cross_site");
+        }
     }
 
     #[test]

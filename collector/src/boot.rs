@@ -40,8 +40,9 @@ async fn boot_script(State(s): State<AppState>, Path(file): Path<String>) -> Res
         )
         .into_response();
     };
-    let inv = &s.inventory;
-    let script = match s.node_by_mac(mac.as_str()) {
+    let catalog = s.catalog();
+    let inv = &catalog.inventory;
+    let script = match catalog.node_by_mac(mac.as_str()) {
         Some(node) => {
             let installed = s
                 .fleet

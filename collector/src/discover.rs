@@ -137,7 +137,7 @@ async fn accept_discover(
     }
     let report: DiscoverReport = read_json(headers, body).await?;
     let mac = check_discover(&report)?;
-    let known = s.hostname_by_mac(&mac).map(str::to_string);
+    let known = s.catalog().hostname_by_mac(&mac).map(str::to_string);
     {
         let fleet = s.fleet.read().unwrap_or_else(|e| e.into_inner());
         if !fleet.discovered.contains_key(&mac) && fleet.discovered.len() >= s.config.max_discovered

@@ -122,6 +122,14 @@ impl Fleet {
         }
     }
 
+    /// A row for every node of `inv` that has none (an enlist added nodes); live state of the
+    /// others stays.
+    pub fn add_nodes(&mut self, inv: &Inventory) {
+        for n in &inv.nodes {
+            self.nodes.entry(n.hostname.clone()).or_default();
+        }
+    }
+
     pub fn apply_report(&mut self, r: &Report, received_ms: i64) {
         let Some(node) = self.nodes.get_mut(&r.node_id) else {
             return;
@@ -175,6 +183,14 @@ impl Fleet {
         if let Some(node) = self.nodes.get_mut(hostname) {
             node.last_message = Some(message.to_string());
             node.last_ms = Some(at_ms);
+        }
+    }
+
+    /// Enlisted from discovery: the message only. Nothing runs on the node yet, so its
+    /// "stuck" clock does not start here.
+    pub fn apply_enlisted(&mut self, hostname: &str, message: &str) {
+        if let Some(node) = self.nodes.get_mut(hostname) {
+            node.last_message = Some(message.to_string());
         }
     }
 

@@ -2,11 +2,12 @@
 //! and the plain-HTTP boot listener that keeps installed machines out of the install loop.
 //!
 //! - [`app`]: the API router (`/v1/reports`, `/v1/discover`, `/v1/nodes`, operator actions,
-//!   `/health`, `/metrics`, `/` dashboard, `/v1/events`).
+//!   enlisting a discovered machine, `/health`, `/metrics`, `/` dashboard, `/v1/events`).
 //! - [`boot_app`]: `GET /boot/<mac>.ipxe` (netboot, local boot or discovery).
 //! - [`server`]: TLS (mTLS-optional) and plain listeners that tag each request with its
 //!   [`auth::Peer`]; [`run`] wires everything for `plasmagen collector`.
-//! - [`store`]: SQLite with group commits; [`fleet`]: the in-memory view of what is committed.
+//! - [`store`]: SQLite with group commits; [`fleet`]: the in-memory view of what is committed;
+//!   [`catalog`]: the inventory served, swapped whole when an enlist edits the file.
 //!
 //! Contract and operations: docs/collector.md.
 
@@ -14,8 +15,10 @@ mod actions;
 mod api;
 pub mod auth;
 mod boot;
+pub mod catalog;
 pub mod client;
 mod discover;
+mod enlist;
 pub mod error;
 pub mod fleet;
 pub mod metrics;
@@ -23,18 +26,18 @@ pub mod server;
 pub mod store;
 pub mod view;
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use plasma_inventory::inventory::{Inventory, Node};
-use tokio::sync::watch;
+use plasma_inventory::inventory::Inventory;
+use tokio::sync::{Mutex, watch};
 
 pub use api::{MAX_BODY, app};
 pub use boot::boot_app;
 pub use error::{ApiError, CollectorError};
 
+use catalog::Catalog;
 use fleet::Fleet;
 use metrics::Metrics;
 use store::Store;
@@ -68,16 +71,17 @@ impl Default for Config {
 
 /// Everything the handlers share.
 pub struct Shared {
-    pub inventory: Arc<Inventory>,
-    /// Normalised MAC → index into `inventory.nodes`.
-    by_mac: HashMap<String, usize>,
-    /// Hostname → index into `inventory.nodes`: every report looks its node up.
-    by_host: HashMap<String, usize>,
+    /// Replaced whole after an enlist; take a snapshot with [`Shared::catalog`].
+    catalog: RwLock<Arc<Catalog>>,
+    /// The `--inventory` file (the inventory's `source`): what an enlist edits.
+    inventory_file: PathBuf,
+    /// One enlist at a time: read, edit, write and reload must not interleave.
+    enlisting: Mutex<()>,
     pub fleet: Arc<RwLock<Fleet>>,
     pub store: Store,
     pub metrics: Metrics,
     pub changed: watch::Receiver<u64>,
-    /// For changes that bypass the writer (refused reports shown on the dashboard).
+    /// For changes that bypass the writer (refused reports, a reloaded inventory).
     notify: watch::Sender<u64>,
     pub config: Config,
     limiter: discover::RateLimiter,
@@ -86,19 +90,31 @@ pub struct Shared {
 pub type AppState = Arc<Shared>;
 
 impl Shared {
-    pub fn hostname_by_mac(&self, mac: &str) -> Option<&str> {
-        self.node_by_mac(mac).map(|n| n.hostname.as_str())
+    /// The inventory served right now, with its indexes.
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
-    pub fn node_by_mac(&self, mac: &str) -> Option<&Node> {
-        self.by_mac.get(mac).map(|&i| &self.inventory.nodes[i])
+    /// The inventory file an enlist edits.
+    pub fn inventory_file(&self) -> &Path {
+        &self.inventory_file
     }
 
-    /// The inventory node named `hostname` (an index lookup, not a scan).
-    pub fn node(&self, hostname: &str) -> Option<&Node> {
-        self.by_host
-            .get(hostname)
-            .map(|&i| &self.inventory.nodes[i])
+    /// Serve `inventory` from now on: new nodes get a (pending) fleet row, machines it now
+    /// holds leave the discovered list, and the dashboard hears of it.
+    pub fn replace_inventory(&self, inventory: Inventory) {
+        let catalog = Arc::new(Catalog::new(inventory));
+        let version = {
+            let mut f = self.fleet.write().unwrap_or_else(|e| e.into_inner());
+            f.add_nodes(&catalog.inventory);
+            *self.catalog.write().unwrap_or_else(|e| e.into_inner()) = catalog;
+            f.version += 1;
+            f.version
+        };
+        self.notify.send_replace(version);
     }
 
     /// Remember a report for a node outside the inventory and tell the dashboard.
@@ -113,27 +129,15 @@ impl Shared {
 }
 
 /// Open the database (creating and migrating it) and rebuild the fleet state from it. Must be
-/// called inside a tokio runtime (it starts the writer).
+/// called inside a tokio runtime (it starts the writer). Enlisting edits `inventory.source`.
 pub fn open(inventory: Inventory, db: &Path, config: Config) -> Result<AppState, CollectorError> {
     let fleet = Arc::new(RwLock::new(Fleet::new(&inventory)));
     let (tx, rx) = watch::channel(0);
     let store = store::open(db, fleet.clone(), tx.clone())?;
-    let by_mac = inventory
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.mac.as_str().to_string(), i))
-        .collect();
-    let by_host = inventory
-        .nodes
-        .iter()
-        .enumerate()
-        .map(|(i, n)| (n.hostname.clone(), i))
-        .collect();
     Ok(Arc::new(Shared {
-        inventory: Arc::new(inventory),
-        by_mac,
-        by_host,
+        inventory_file: inventory.source.clone(),
+        catalog: RwLock::new(Arc::new(Catalog::new(inventory))),
+        enlisting: Mutex::new(()),
         fleet,
         store,
         metrics: Metrics::default(),
@@ -142,6 +146,23 @@ pub fn open(inventory: Inventory, db: &Path, config: Config) -> Result<AppState,
         limiter: discover::RateLimiter::new(config.discover_burst, config.discover_refill),
         config,
     }))
+}
+
+/// SIGHUP: read the `--inventory` file again (after `generate` or an edit by hand, as
+/// `plasmagen lab reload` and a PXE server deploy do). An invalid file never replaces the
+/// inventory being served: the problems are logged and the old one stays.
+fn reload_inventory(state: &Shared) {
+    let path = state.inventory_file().to_path_buf();
+    match plasma_inventory::inventory::load(&path) {
+        Ok(loaded) => {
+            let nodes = loaded.inventory.nodes.len();
+            state.replace_inventory(loaded.inventory);
+            tracing::info!(file = %path.display(), nodes, "inventory reloaded (SIGHUP)");
+        }
+        Err(e) => {
+            tracing::warn!(file = %path.display(), error = %e, "SIGHUP: inventory not reloaded, keeping the one served");
+        }
+    }
 }
 
 /// TLS material of the API listener.
@@ -202,14 +223,21 @@ pub async fn run(inventory: Inventory, opts: RunOptions) -> Result<(), Collector
     }
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())
         .map_err(|e| CollectorError::Config(format!("cannot install the SIGTERM handler: {e}")))?;
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
-        Some(res) = tasks.join_next() => {
-            if let Ok(Err(e)) = res {
-                return Err(e);
+    let mut hangup = signal(SignalKind::hangup())
+        .map_err(|e| CollectorError::Config(format!("cannot install the SIGHUP handler: {e}")))?;
+    loop {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+            _ = hangup.recv() => reload_inventory(&state),
+            Some(res) = tasks.join_next() => {
+                if let Ok(Err(e)) = res {
+                    return Err(e);
+                }
+                break;
             }
         }
     }

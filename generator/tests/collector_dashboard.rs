@@ -1,180 +1,24 @@
 //! The dashboard in Debian's headless Chromium, driven over the DevTools protocol
-//! (`--remote-debugging-pipe`, through two FIFOs): the runbook fleet's rows are rendered, and a
-//! report committed while the page is open shows up without a reload. A screenshot is saved to
-//! target/dashboard.png for review.
+//! (collector_support::browser): the runbook fleet's rows are rendered, a report committed
+//! while the page is open shows up without a reload, and a discovered machine is enlisted from
+//! its row ("Enlist as…") and moves to the fleet table, also without a reload. Screenshots are
+//! saved to target/dashboard.png and target/dashboard-enlist{,ed}.png for review.
 
 mod collector_support;
 
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::path::PathBuf;
 
 use plasma_wire::Phase;
 use plasma_wire::discover::{Cpu, DiscoverReport, Disk, Nic};
 use plasmagen::collector::Config;
 use plasmagen::collector::store::WriteOp;
-use serde_json::{Value, json};
+use serde_json::json;
 
-use collector_support::{repo_root, report, runbook, secrets_for, serve_tls, state};
-
-struct Browser {
-    child: Child,
-    to: std::fs::File,
-    from: mpsc::Receiver<Value>,
-    next_id: u64,
-    session: Option<String>,
-}
-
-impl Drop for Browser {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn require_chromium() {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("chromium").is_file()));
-    assert!(
-        found,
-        "`chromium` not found: install the Debian package `chromium`"
-    );
-}
-
-impl Browser {
-    fn launch(dir: &Path) -> Browser {
-        require_chromium();
-        let (inp, out) = (dir.join("cdp-in"), dir.join("cdp-out"));
-        for f in [&inp, &out] {
-            let st = Command::new("mkfifo").arg(f).status().expect("mkfifo");
-            assert!(st.success());
-        }
-        // fd 3: commands to the browser, fd 4: its answers (what --remote-debugging-pipe uses).
-        let script = format!(
-            "exec chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
-             --disable-component-update --disable-sync --no-first-run --ignore-certificate-errors \
-             --window-size=1400,760 --user-data-dir='{ud}' --remote-debugging-pipe about:blank 3<'{i}' 4>'{o}'",
-            ud = dir.join("profile").display(),
-            i = inp.display(),
-            o = out.display()
-        );
-        let child = Command::new("sh")
-            .args(["-c", &script])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start chromium");
-        let to = std::fs::OpenOptions::new()
-            .write(true)
-            .open(&inp)
-            .expect("open cdp-in");
-        let mut from_file = std::fs::File::open(&out).expect("open cdp-out");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 65536];
-            loop {
-                let n = match from_file.read(&mut chunk) {
-                    Ok(0) | Err(_) => break,
-                    Ok(n) => n,
-                };
-                buf.extend_from_slice(&chunk[..n]);
-                while let Some(pos) = buf.iter().position(|b| *b == 0) {
-                    let msg: Vec<u8> = buf.drain(..=pos).collect();
-                    if let Ok(v) = serde_json::from_slice::<Value>(&msg[..msg.len() - 1])
-                        && tx.send(v).is_err()
-                    {
-                        return;
-                    }
-                }
-            }
-        });
-        Browser {
-            child,
-            to,
-            from: rx,
-            next_id: 0,
-            session: None,
-        }
-    }
-
-    fn call(&mut self, method: &str, params: Value) -> Value {
-        self.next_id += 1;
-        let id = self.next_id;
-        let mut msg = json!({"id": id, "method": method, "params": params});
-        if let Some(s) = &self.session {
-            msg["sessionId"] = json!(s);
-        }
-        let mut bytes = serde_json::to_vec(&msg).unwrap();
-        bytes.push(0);
-        self.to.write_all(&bytes).expect("write to chromium");
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let v = self
-                .from
-                .recv_timeout(left)
-                .unwrap_or_else(|_| panic!("no answer to {method}"));
-            if v["id"] == json!(id) {
-                assert!(v.get("error").is_none(), "{method}: {v}");
-                return v["result"].clone();
-            }
-        }
-    }
-
-    fn open(&mut self, url: &str) {
-        let target = self.call("Target.createTarget", json!({"url": "about:blank"}));
-        let attached = self.call(
-            "Target.attachToTarget",
-            json!({"targetId": target["targetId"], "flatten": true}),
-        );
-        self.session = Some(attached["sessionId"].as_str().unwrap().to_string());
-        self.call("Page.enable", json!({}));
-        self.call("Page.navigate", json!({"url": url}));
-    }
-
-    fn eval(&mut self, expr: &str) -> Value {
-        let r = self.call(
-            "Runtime.evaluate",
-            json!({"expression": expr, "returnByValue": true}),
-        );
-        r["result"]["value"].clone()
-    }
-
-    /// Evaluate until `pred` holds (the page updates itself; we never reload).
-    fn wait_for(&mut self, what: &str, expr: &str, pred: impl Fn(&Value) -> bool) -> Value {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        loop {
-            let v = self.eval(expr);
-            if pred(&v) {
-                return v;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "timed out waiting for {what}; last value {v}"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-}
-
-fn base64_decode(s: &str) -> Vec<u8> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = Vec::with_capacity(s.len() * 3 / 4);
-    let (mut acc, mut bits) = (0u32, 0u32);
-    for c in s.bytes().filter(|c| *c != b'=') {
-        let v = ALPHABET.iter().position(|a| *a == c).expect("base64") as u32;
-        acc = (acc << 6) | v;
-        bits += 6;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((acc >> bits) as u8);
-        }
-    }
-    out
-}
+use collector_support::browser::{Browser, base64_decode};
+use collector_support::{
+    machine_report, repo_root, report, runbook, runbook_copy, secrets_for, serve_lab, serve_tls,
+    state,
+};
 
 fn target_dir() -> PathBuf {
     std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| repo_root().join("target"), PathBuf::from)
@@ -345,4 +189,157 @@ async fn dashboard_shows_the_fleet_and_updates_live() {
     let path = target_dir().join("dashboard.png");
     std::fs::write(&path, shot).unwrap();
     eprintln!("dashboard screenshot: {}", path.display());
+}
+
+/// Runs `f` with the browser on a blocking thread (the collector serves on the runtime's).
+async fn with<T: Send + 'static>(
+    b: Browser,
+    f: impl FnOnce(&mut Browser) -> T + Send + 'static,
+) -> (Browser, T) {
+    tokio::task::spawn_blocking(move || {
+        let mut b = b;
+        let v = f(&mut b);
+        (b, v)
+    })
+    .await
+    .unwrap()
+}
+
+const ENLIST_MAC: &str = "52:54:00:aa:bb:cc";
+
+/// The discovered row's control for ENLIST_MAC: `sel` inside it.
+fn in_row(sel: &str) -> String {
+    format!("document.querySelector('#unknown tr[data-mac=\"{ENLIST_MAC}\"] {sel}')")
+}
+
+/// Choose a role, type a hostname pattern and press "Enlist" as a person would: input and
+/// change events, then a mouse click on the button.
+fn enlist_as(role: &str, hostname: &str) -> String {
+    format!(
+        "(() => {{ const s = {sel}; s.value = '{role}'; s.dispatchEvent(new Event('change', {{bubbles: true}})); \
+         const h = {host}; h.value = '{hostname}'; h.dispatchEvent(new Event('input', {{bubbles: true}})); \
+         {button}.dispatchEvent(new MouseEvent('click', {{bubbles: true, cancelable: true, view: window}})); return true; }})()",
+        sel = in_row("select"),
+        host = in_row("input"),
+        button = in_row("button"),
+    )
+}
+
+/// Lab mode (plain HTTP, operator actions from loopback: the browser cannot present a client
+/// certificate here); the same operator rule as mark-installed (tests/collector_enlist.rs).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discovered_machine_is_enlisted_from_its_row_and_moves_to_the_fleet() {
+    let dir = tempfile::tempdir().unwrap();
+    let (path, inv) = runbook_copy(dir.path());
+    let original = std::fs::read_to_string(&path).unwrap();
+    let base = serve_lab(state(inv, dir.path(), Config::default())).await;
+
+    let browser_dir = dir.path().join("browser");
+    std::fs::create_dir_all(&browser_dir).unwrap();
+    let url = format!("{base}/");
+    let b = tokio::task::spawn_blocking(move || {
+        let mut b = Browser::launch(&browser_dir);
+        b.open(&url);
+        b
+    })
+    .await
+    .unwrap();
+    let (b, _) = with(b, |b| {
+        b.wait_for(
+            "the fleet rows",
+            "document.querySelectorAll('#nodes tbody tr').length",
+            |v| v == &json!(5),
+        );
+        b.eval("window.__noReload = 'still-here'");
+    })
+    .await;
+
+    // The machine netboots into discovery while the page is open.
+    let resp = reqwest::Client::builder()
+        .no_proxy()
+        .build()
+        .unwrap()
+        .post(format!("{base}/v1/discover"))
+        .json(&machine_report(ENLIST_MAC))
+        .send()
+        .await
+        .unwrap();
+    assert!(resp.status().is_success());
+    let (b, control) = with(b, |b| {
+        b.wait_for(
+            "the discovered row",
+            &format!("!!{}", in_row("button")),
+            |v| v == &json!(true),
+        );
+        b.eval(&format!(
+            "[document.querySelector('#unknown thead').textContent.includes('Enlist as…'), \
+             Array.from({}.options).map(o => o.value), {}.textContent]",
+            in_row("select"),
+            in_row("button")
+        ))
+    })
+    .await;
+    assert_eq!(
+        control,
+        json!([true, ["worker", "control-plane", "all-in-one"], "Enlist"])
+    );
+
+    // A pattern giving invalid names: the collector's message in the row, the row stays.
+    let (b, error) = with(b, |b| {
+        b.eval(&enlist_as("worker", "bad_name##"));
+        b.wait_for(
+            "the error in the row",
+            &format!("{e}.hidden ? '' : {e}.textContent", e = in_row(".err")),
+            |v| v.as_str().is_some_and(|s| !s.is_empty()),
+        )
+    })
+    .await;
+    let error = error.as_str().unwrap().to_string();
+    assert!(
+        error.starts_with("Not enlisted: ") && error.contains("hostname"),
+        "{error}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), original);
+    let b = screenshot(b, "dashboard-enlist.png").await;
+
+    // As a worker with the default name: the row leaves, node06 joins the fleet table.
+    let (b, moved) = with(b, |b| {
+        b.eval(&enlist_as("worker", ""));
+        b.wait_for(
+            "node06 in the fleet table",
+            "[!!document.querySelector('#unknown tr[data-mac]'), \
+              (document.querySelector('#node-node06 td:nth-child(2)') || {}).textContent, \
+              (document.querySelector('#node-node06 td:nth-child(3)') || {}).textContent, \
+              document.getElementById('unknown-empty').hidden, \
+              document.getElementById('notice').textContent.includes('plasmagen generate'), \
+              window.__noReload]",
+            |v| v[1] == json!("worker"),
+        )
+    })
+    .await;
+    assert_eq!(
+        moved,
+        json!([false, "worker", ENLIST_MAC, false, true, "still-here"])
+    );
+    let edited = std::fs::read_to_string(&path).unwrap();
+    assert!(edited.starts_with(&original));
+    let added = &edited[original.len()..];
+    assert!(added.contains("hostname = \"node06\""), "{added}");
+    assert!(
+        added.contains(&format!("mac = \"{ENLIST_MAC}\"")),
+        "{added}"
+    );
+
+    screenshot(b, "dashboard-enlisted.png").await;
+}
+
+async fn screenshot(b: Browser, name: &'static str) -> Browser {
+    let (b, shot) = with(b, |b| {
+        let r = b.call("Page.captureScreenshot", json!({"format": "png"}));
+        base64_decode(r["data"].as_str().unwrap())
+    })
+    .await;
+    assert!(shot.starts_with(b"\x89PNG"));
+    std::fs::write(target_dir().join(name), shot).unwrap();
+    b
 }

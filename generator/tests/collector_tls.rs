@@ -496,3 +496,70 @@ async fn explicit_tls_files_and_the_lab_mode() {
     assert_eq!(n3.services[0].phase, "joining");
     assert_eq!(fleet.rejected_unknown_nodes[0].node_id, "node99");
 }
+
+/// SIGHUP makes the running collector read its `--inventory` file again (`plasmagen lab
+/// reload`, `plasmagen up` after enlisting): a node added to the file is served; an invalid
+/// file is refused and the inventory being served stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_inventory_file_and_keeps_the_old_one_when_invalid() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = runbook();
+    let secrets = secrets_for(&inv, dir.path());
+    let sec = secrets.to_str().unwrap().to_string();
+    let db = dir.path().join("c.db");
+    let inv_path = dir.path().join("inventory.toml");
+    let original = std::fs::read_to_string(runbook_path()).unwrap();
+    std::fs::write(&inv_path, &original).unwrap();
+    let c = spawn_collector(&[
+        "--db",
+        db.to_str().unwrap(),
+        "--inventory",
+        inv_path.to_str().unwrap(),
+        "--secrets",
+        &sec,
+    ]);
+    let hup = || {
+        let st = std::process::Command::new("kill")
+            .args(["-HUP", &c.child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    };
+    let hosts = |o: &Output| -> Vec<String> {
+        let v: Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)));
+        v["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|n| n["hostname"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let status = || run(&["status", "--collector", &c.api, "--secrets", &sec, "--json"]);
+    assert!(!hosts(&status()).contains(&"node06".to_string()));
+
+    let node06 = "\n[[nodes]]\nhostname = \"node06\"\nrole = \"worker\"\nmac = \"52:54:00:12:34:66\"\nprovisioning_ip = \"10.0.100.62\"\nproduction_ip = \"10.0.200.22\"\n";
+    std::fs::write(&inv_path, format!("{original}{node06}")).unwrap();
+    hup();
+    let mut seen = false;
+    for _ in 0..50 {
+        if hosts(&status()).contains(&"node06".to_string()) {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(seen, "node06 not served after SIGHUP");
+
+    // An invalid file (a duplicate MAC) is not served: node06 stays, the collector runs.
+    let dup = node06
+        .replace("node06", "node07")
+        .replace("10.0.100.62", "10.0.100.63")
+        .replace("10.0.200.22", "10.0.200.23");
+    std::fs::write(&inv_path, format!("{original}{node06}{dup}")).unwrap();
+    hup();
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    let now = hosts(&status());
+    assert!(now.contains(&"node06".to_string()), "{now:?}");
+    assert!(!now.contains(&"node07".to_string()), "{now:?}");
+}

@@ -1,11 +1,11 @@
 //! `plasmagen enlist INVENTORY (MAC… | --all) --role ROLE`: discovered machines become
-//! inventory entries (plasma_inventory::enlist), written into the inventory file in place.
+//! inventory entries, written into the inventory file in place by plasma_inventory::enlist's
+//! `apply` and `write_in_place` (the collector's dashboard enlists through the same code).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use plasma_collector::client::{ClientTls, OperatorClient};
-use plasma_inventory::enlist::{self, Request, Taken};
+use plasma_inventory::enlist::{self, ApplyError, Machine, Request};
 use plasma_inventory::inventory::{DiskLayout, Role};
 
 use super::Outcome;
@@ -89,14 +89,7 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
     let client = OperatorClient::new(&url, &tls).map_err(client_err)?;
     let fleet = block_on(client.fleet())?.map_err(client_err)?;
 
-    let known = |mac: &str| {
-        inv.nodes.iter().find(|n| {
-            n.mac.as_str().eq_ignore_ascii_case(mac)
-                || n.production_macs
-                    .iter()
-                    .any(|m| m.as_str().eq_ignore_ascii_case(mac))
-        })
-    };
+    let known = |mac: &str| enlist::enlisted(inv, mac);
     let mut chosen = Vec::new();
     if args.all {
         // The collector's list is from its own copy of the inventory, which an earlier
@@ -139,24 +132,15 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
             .ok_or_else(|| Error::Usage("bad --disk-layout".into()))?,
         bmc_user: args.bmc_user.clone(),
     };
-    let mut taken = Taken::of(inv);
-    let mut entries = Vec::new();
-    for d in chosen {
-        let mut facts = d.facts.clone();
-        facts.primary_mac = d.mac.clone();
-        let entry =
-            enlist::plan(inv, &facts, &req, &mut taken).map_err(|e| Error::Usage(e.to_string()))?;
-        entries.push(entry);
-    }
-    let json = args.inventory.extension().is_some_and(|e| e == "json");
-    let new_text = if json {
-        enlist::edit::json(&text, &entries)
-    } else {
-        enlist::edit::toml(&text, &entries)
-    }
-    .map_err(|e| Error::Usage(format!("{}: {e}", args.inventory.display())))?;
-    // The result must be a valid inventory before anything is written.
-    inventory::load_str(&args.inventory, &new_text)?;
+    let machines: Vec<Machine> = chosen
+        .into_iter()
+        .map(|d| Machine {
+            mac: d.mac.clone(),
+            facts: d.facts.clone(),
+        })
+        .collect();
+    let applied = enlist::apply(&args.inventory, &text, &machines, &req).map_err(apply_err)?;
+    let (entries, new_text) = (applied.entries, applied.text);
 
     for e in &entries {
         eprintln!(
@@ -180,7 +164,10 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
         print!("{}", diff(&args.inventory, &text, &new_text));
         return Ok(Outcome::ChangesPending);
     }
-    write_in_place(&args.inventory, &new_text)?;
+    enlist::write_in_place(&args.inventory, &new_text).map_err(|e| Error::Io {
+        path: e.path,
+        source: e.source,
+    })?;
     eprintln!(
         "enlist: {} written; next: plasmagen generate {} --out OUT",
         args.inventory.display(),
@@ -197,21 +184,10 @@ fn diff(path: &Path, old: &str, new: &str) -> String {
         .to_string()
 }
 
-/// Temporary file in the same directory, same mode, then rename: never half an inventory.
-fn write_in_place(path: &Path, text: &str) -> Result<(), Error> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(Error::io_at(dir))?;
-    tmp.write_all(text.as_bytes()).map_err(Error::io_at(path))?;
-    tmp.as_file().sync_all().map_err(Error::io_at(path))?;
-    if let Ok(meta) = std::fs::metadata(path) {
-        let _ = std::fs::set_permissions(tmp.path(), meta.permissions());
+/// Invalid inventories print their diagnostics; every other refusal is bad input (exit 2).
+fn apply_err(e: ApplyError) -> Error {
+    match e {
+        ApplyError::Current(e) | ApplyError::Invalid(e) => e.into(),
+        other => Error::Usage(other.to_string()),
     }
-    tmp.persist(path).map_err(|e| Error::Io {
-        path: path.to_path_buf(),
-        source: e.error,
-    })?;
-    Ok(())
 }

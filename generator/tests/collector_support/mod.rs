@@ -2,6 +2,8 @@
 //! clients presenting them, and a collector child process.
 #![allow(dead_code)]
 
+pub mod browser;
+
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
@@ -10,6 +12,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use plasma_pki::store::{self, NodeIdentity, StoreInput};
+use plasma_wire::discover::{Cpu, DiscoverReport, Disk, Nic};
 use plasma_wire::{Phase, Report, ReportStatus};
 use plasmagen::collector::{self, AppState, Config};
 use plasmagen::inventory::{self, Inventory};
@@ -29,6 +32,46 @@ pub fn runbook() -> Inventory {
     inventory::load(&runbook_path())
         .expect("runbook inventory is valid")
         .inventory
+}
+
+/// A writable copy of examples/runbook.toml at `dir/inventory.toml`, loaded from there (so a
+/// collector enlisting into its inventory edits the copy, never the example).
+pub fn runbook_copy(dir: &Path) -> (PathBuf, Inventory) {
+    let path = dir.join("inventory.toml");
+    std::fs::copy(runbook_path(), &path).expect("copy the runbook inventory");
+    let inv = inventory::load(&path).expect("valid").inventory;
+    (path, inv)
+}
+
+/// A discovery report of a machine enlist can take: one NIC, one 240 GiB SATA SSD, UEFI.
+pub fn machine_report(mac: &str) -> DiscoverReport {
+    let serial = mac.replace(':', "");
+    DiscoverReport {
+        primary_mac: mac.into(),
+        nics: vec![Nic {
+            name: "eno1".into(),
+            mac: mac.into(),
+            speed_mbps: Some(1000),
+            carrier: Some(true),
+            driver: None,
+        }],
+        disks: vec![Disk {
+            name: "sda".into(),
+            size_bytes: 240 << 30,
+            by_id: vec![format!("/dev/disk/by-id/ata-SSD_{serial}")],
+            model: None,
+            rotational: Some(false),
+            removable: Some(false),
+        }],
+        memory_bytes: 64 << 30,
+        cpu: Cpu {
+            model: "AMD EPYC 7313P".into(),
+            logical_cpus: 32,
+        },
+        hostname: None,
+        firmware: Some("uefi".into()),
+        bmc: None,
+    }
 }
 
 /// Secrets (CA, node, pxe-server, operator certificates) for `inv` under `dir/secrets`.
@@ -134,6 +177,21 @@ pub async fn serve_tls(state: AppState, secrets: &Path) -> String {
         cfg,
     ));
     format!("https://127.0.0.1:{}", addr.port())
+}
+
+/// Serve `state`'s API over plain HTTP on 127.0.0.1:0 as `--insecure-http` does (lab mode:
+/// operator actions from loopback); returns the base URL.
+pub async fn serve_lab(state: AppState) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(collector::server::serve_plain(
+        listener,
+        collector::app(state),
+        true,
+    ));
+    format!("http://127.0.0.1:{}", addr.port())
 }
 
 /// Serve the boot listener on 127.0.0.1:0; returns the base URL.

@@ -2,10 +2,14 @@
 //! facts. [`plan`] decides the entry from the discovery report and the inventory (hostname,
 //! addresses from the `[allocation]` pools, boot disks, production NICs, firmware, BMC);
 //! [`edit`] writes entries into the inventory's own text, keeping everything else byte for
-//! byte. The caller validates the result before writing it.
+//! byte; [`apply()`] does both for an inventory file and validates the result, and
+//! [`write_in_place`] replaces the file (the CLI and the collector share them).
 
+pub mod apply;
 pub mod choose;
 pub mod edit;
+
+pub use apply::{Applied, ApplyError, Machine, WriteError, apply, enlisted, write_in_place};
 
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
