@@ -66,6 +66,15 @@ impl Netns {
         }
     }
 
+    /// An existing namespace to run commands in, left in place on drop.
+    pub fn attach(ip: &Path, name: &str) -> Netns {
+        Netns {
+            name: name.to_string(),
+            ip: ip.to_path_buf(),
+            owned: false,
+        }
+    }
+
     /// Leaves the namespace (and everything running in it) in place; its name.
     pub fn keep(mut self) -> String {
         self.owned = false;

@@ -87,6 +87,23 @@ pub struct LabSpec {
     pub initrd: initrd::Kind,
 }
 
+/// What dhcpd logs once it serves.
+pub const DHCPD_READY: &str = "Server starting service";
+
+/// ISC dhcpd with the generated dhcpd.conf as is; only host paths (leases, pid) are the lab's.
+pub fn dhcpd_command(ns: &Netns, tools: &Tools, pxe: &Path, work: &Path, bridge: &str) -> Command {
+    let mut dhcpd = ns.command(&tools.dhcpd);
+    dhcpd
+        .args(["-f", "-d", "-4", "-cf"])
+        .arg(pxe.join("dhcpd.conf"))
+        .arg("-lf")
+        .arg(work.join("dhcpd.leases"))
+        .arg("-pf")
+        .arg(work.join("dhcpd.pid"))
+        .arg(bridge);
+    dhcpd
+}
+
 pub struct Lab {
     // Dropped first: servers, then the namespace, then the files.
     servers: Vec<Daemon>,
@@ -213,6 +230,28 @@ impl Lab {
         std::fs::write(self.dir().join("dhcpd.leases"), "").map_err(|e| err!("dhcpd.leases: {e}"))
     }
 
+    fn start_dhcpd(&mut self) -> Result<()> {
+        let cmd = dhcpd_command(
+            &self.ns,
+            &self.tools,
+            &self.pxe,
+            self.work.path(),
+            &self.network.bridge,
+        );
+        let i = self.spawn("dhcpd", cmd)?;
+        self.servers[i].wait_log(DHCPD_READY, Duration::from_secs(20))
+    }
+
+    /// Restarts dhcpd, which reads its configuration only at start: after `generate` wrote
+    /// a new dhcpd.conf (an enlisted machine's reservation), as the PXE server's
+    /// `nixos-rebuild switch` restarts it.
+    pub fn restart_dhcpd(&mut self) -> Result<()> {
+        if let Some(i) = self.servers.iter().position(|d| d.name == "dhcpd") {
+            self.servers.remove(i).stop();
+        }
+        self.start_dhcpd()
+    }
+
     fn spawn(&mut self, name: &str, cmd: Command) -> Result<usize> {
         let log = self.diag.join(format!("{name}.log"));
         self.servers.push(Daemon::spawn(name, cmd, &log)?);
@@ -223,18 +262,7 @@ impl Lab {
         let w = self.dir().to_path_buf();
         let net = self.network.clone();
         let pxe_server = net.pxe_server.as_str();
-        // The generated dhcpd.conf as is; only host paths (leases, pid) are the lab's.
-        let mut dhcpd = self.ns.command(&self.tools.dhcpd);
-        dhcpd
-            .args(["-f", "-d", "-4", "-cf"])
-            .arg(self.pxe.join("dhcpd.conf"))
-            .arg("-lf")
-            .arg(w.join("dhcpd.leases"))
-            .arg("-pf")
-            .arg(w.join("dhcpd.pid"))
-            .arg(&net.bridge);
-        let i = self.spawn("dhcpd", dhcpd)?;
-        self.servers[i].wait_log("Server starting service", Duration::from_secs(20))?;
+        self.start_dhcpd()?;
 
         let mut tftp = self.ns.command(&self.tools.dnsmasq);
         tftp.args([

@@ -57,6 +57,9 @@ pub struct Plan {
 pub struct State {
     pub netns: String,
     pub collector_url: String,
+    /// The served `flake/pxe` and the bridge, for restarting dhcpd ([`reload`]).
+    pub pxe: PathBuf,
+    pub bridge: String,
     /// `(name, pid)`: servers and BMC emulators, each the leader of its process group.
     pub processes: Vec<(String, u32)>,
     pub machines: Vec<MachineState>,
@@ -207,6 +210,13 @@ fn build(tools: Tools, bins: Binaries, plan: &Plan, say: &mut dyn FnMut(&str)) -
             }
             None => {
                 vm.power_on()?;
+                // QEMU writes its pid once it runs: `up` returns with the machine running.
+                crate::poll(
+                    std::time::Duration::from_secs(15),
+                    std::time::Duration::from_millis(50),
+                    || vm.running().then_some(()),
+                )
+                .ok_or_else(|| err!("{} did not start\n{}", m.name, vm.diagnose()))?;
                 say(&format!(
                     "{} ({}, {}): no BMC, powered on (it netboots into discovery)",
                     m.name,
@@ -236,13 +246,54 @@ fn build(tools: Tools, bins: Binaries, plan: &Plan, say: &mut dyn FnMut(&str)) -
     let state = State {
         netns: detached.netns,
         collector_url,
+        pxe: plan.pxe.clone(),
+        bridge: plan.network.bridge.clone(),
         processes,
         machines,
     };
-    let p = state_path(&plan.out);
-    let text = serde_json::to_vec_pretty(&state).map_err(|e| err!("{e}"))?;
-    std::fs::write(&p, text).map_err(|e| err!("{}: {e}", p.display()))?;
+    write_state(&plan.out, &state)?;
     Ok(state)
+}
+
+fn write_state(out: &Path, state: &State) -> Result<()> {
+    let p = state_path(out);
+    let text = serde_json::to_vec_pretty(state).map_err(|e| err!("{e}"))?;
+    std::fs::write(&p, text).map_err(|e| err!("{}: {e}", p.display()))
+}
+
+/// After `generate` rewrote the served files: restarts dhcpd (it reads dhcpd.conf only at
+/// start) and asks the collector to re-read its inventory (SIGHUP), as deploying the PXE
+/// server does. What it did, one line each.
+pub fn reload(tools: &Tools, out: &Path) -> Result<Vec<String>> {
+    let mut state = read_state(out)?.ok_or_else(|| err!("no lab is up for {}", out.display()))?;
+    let mut done = Vec::new();
+    let ns = Netns::attach(&tools.ip, &state.netns);
+    let dir = lab_dir(out);
+    if let Some(entry) = state.processes.iter_mut().find(|(n, _)| n == "dhcpd") {
+        if let Some(p) = Pid::from_raw(entry.1 as i32) {
+            let _ = kill_process_group(p, Signal::KILL);
+        }
+        crate::poll(
+            std::time::Duration::from_secs(5),
+            std::time::Duration::from_millis(50),
+            || (!alive(entry.1)).then_some(()),
+        );
+        let cmd = crate::pxe::dhcpd_command(&ns, tools, &state.pxe, &dir, &state.bridge);
+        let mut d = crate::netns::Daemon::spawn("dhcpd", cmd, &dir.join("dhcpd.log"))?;
+        d.wait_log(crate::pxe::DHCPD_READY, std::time::Duration::from_secs(20))?;
+        entry.1 = d.detach();
+        done.push(format!("restarted dhcpd (pid {})", entry.1));
+    }
+    if let Some((_, pid)) = state.processes.iter().find(|(n, _)| n == "collector")
+        && let Some(p) = Pid::from_raw(*pid as i32)
+    {
+        kill_process(p, Signal::HUP).map_err(|e| err!("SIGHUP to the collector: {e}"))?;
+        done.push(format!(
+            "asked the collector (pid {pid}) to re-read its inventory"
+        ));
+    }
+    write_state(out, &state)?;
+    Ok(done)
 }
 
 fn alive(pid: u32) -> bool {

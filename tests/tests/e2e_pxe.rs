@@ -595,6 +595,36 @@ fn pxe_boot_reports_to_the_collector() {
         show(&o)
     );
 
+    // 6. The PXE server deployed with the new dhcpd.conf (dhcpd restarted, as the server's
+    //    `nixos-rebuild switch` restarts it): the enlisted machine's next boot leases its
+    //    reserved address instead of one from the dynamic range.
+    std::fs::copy(out.join("flake/pxe/dhcpd.conf"), lab.pxe.join("dhcpd.conf"))
+        .expect("deploy dhcpd.conf");
+    lab.restart_dhcpd().unwrap_or_else(|e| panic!("{e}"));
+    let next_boot = VmSpec {
+        name: "unknown-bios-enlisted".into(),
+        firmware: Firmware::Bios,
+        mac: UNKNOWN_MAC.into(),
+        tap: lab::TAP.into(),
+        disk_serial: UNKNOWN_DISK_SERIAL.into(),
+        disk_bytes: UNKNOWN_DISK_BYTES,
+        disk: Disk::Blank,
+        reboot: false,
+    };
+    let mut vm = Vm::start(&lab.ns, &lab.tools, next_boot, lab.dir(), &lab.diag)
+        .unwrap_or_else(|e| panic!("{e}"));
+    vm.wait_serial(
+        &format!("{}{} on", initrd::MARK_LEASE, node.provisioning_ip),
+        BOOT_TIMEOUT,
+    )
+    .unwrap_or_else(|e| {
+        panic!(
+            "the enlisted machine's next boot: {e}\n{}",
+            lab.log_tail("dhcpd")
+        )
+    });
+    drop(vm);
+
     lab.check_servers().unwrap_or_else(|e| panic!("{e}"));
     for (fw, t) in timings {
         println!("e2e: {fw} power-on -> first report {:.1}s", t.as_secs_f64());

@@ -48,6 +48,9 @@ pub enum Action {
     Down(DirArgs),
     /// Each process and machine of the lab, and the namespace to run commands in.
     Status(DirArgs),
+    /// After `generate`: restart the lab's dhcpd and make its collector re-read the inventory
+    /// (what deploying the PXE server does). `plasmagen up` does this itself.
+    Reload(DirArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -89,7 +92,22 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
         Action::Up(a) => up(a),
         Action::Down(a) => down(&a.out),
         Action::Status(a) => status(&a.out),
+        Action::Reload(a) => reload(&a.out),
     }
+}
+
+/// Whether `lab up` made a lab for `out` (`plasmagen up` then reloads it after enlisting).
+pub fn has_lab(out: &Path) -> bool {
+    rehearsal::read_state(out).ok().flatten().is_some()
+}
+
+/// `lab reload`, also run by `plasmagen up` when OUT has a lab.
+pub fn reload(out: &Path) -> Result<Outcome, Error> {
+    let tools = Tools::find().map_err(lab_err)?;
+    for line in rehearsal::reload(&tools, out).map_err(lab_err)? {
+        eprintln!("lab: {line}");
+    }
+    Ok(Outcome::Ok)
 }
 
 fn lab_err(e: plasma_lab::LabError) -> Error {

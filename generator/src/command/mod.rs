@@ -15,6 +15,7 @@ pub mod reprovision;
 pub mod rollout;
 pub mod status;
 pub mod unlock;
+pub mod up;
 pub mod verify;
 
 use clap::{Parser, Subcommand};
@@ -86,6 +87,9 @@ pub enum Command {
     /// Operator: check the running fleet against the inventory (Raft, IAM, SSH host keys).
     #[command(after_help = verify::HELP)]
     Verify(verify::Args),
+    /// Operator: the runbook in one command: generate, enlist, provision, wait until joined.
+    #[command(after_help = up::HELP)]
+    Up(up::Args),
     /// Rehearse the runbook on this machine: the generated network, servers and QEMU machines
     /// behind emulated BMCs, in a network namespace (`up`, `down`, `status`).
     #[command(after_help = lab::HELP)]
@@ -121,6 +125,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Decommission(args) => decommission::run(&args),
         Command::Verify(args) => verify::run(&args),
         Command::Lab(args) => lab::run(&args),
+        Command::Up(args) => up::run(&args),
     }
 }
 

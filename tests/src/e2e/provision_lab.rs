@@ -368,7 +368,7 @@ pub fn run_bounded(mut cmd: Command, limit: Duration, mut tick: impl FnMut()) ->
     })
 }
 
-fn workspace() -> PathBuf {
+pub fn workspace() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .parent()
         .map(Path::to_path_buf)
