@@ -178,8 +178,8 @@ fn lab_up_then_up_enlists_and_installs_the_runbook_founders() {
         key.display().to_string(),
         "--enlist-as".into(),
         "worker".into(),
-        "--discover-settle".into(),
-        "5".into(),
+        "--expect-unknown".into(),
+        "1".into(),
         "--until".into(),
         "installed".into(),
         "--installer-timeout".into(),
@@ -189,19 +189,20 @@ fn lab_up_then_up_enlists_and_installs_the_runbook_founders() {
     .map(|a| quote(a))
     .collect::<Vec<_>>()
     .join(" ");
-    let mut up = Command::new("ip");
-    up.args(["netns", "exec", &netns, "env"])
-        .arg(format!("PATH={path}"))
-        .arg(format!("PLASMA_LAB={}", h.display()))
-        .arg(format!("IPMI_PASSWORD={BMC_PASSWORD}"))
-        .args(["script", "-qefc", &up_line, "/dev/null"]);
-    {
+    let up_command = |line: &str| {
+        let mut up = Command::new("ip");
+        up.args(["netns", "exec", &netns, "env"])
+            .arg(format!("PATH={path}"))
+            .arg(format!("PLASMA_LAB={}", h.display()))
+            .arg(format!("IPMI_PASSWORD={BMC_PASSWORD}"))
+            .args(["script", "-qefc", line, "/dev/null"]);
         use std::os::unix::process::CommandExt;
         up.process_group(0).stdin(Stdio::null());
-    }
+        up
+    };
     let start = Instant::now();
-    let result =
-        run_bounded(up, UP_LIMIT, || {}).unwrap_or_else(|e| panic!("{e}\n{}", diagnose(&lab_dir)));
+    let result = run_bounded(up_command(&up_line), UP_LIMIT, || {})
+        .unwrap_or_else(|e| panic!("{e}\n{}", diagnose(&lab_dir)));
     let took = start.elapsed();
     assert!(
         result.status.success(),
@@ -320,7 +321,47 @@ fn lab_up_then_up_enlists_and_installs_the_runbook_founders() {
         diagnose(&lab_dir)
     );
 
-    // 6. lab down: no process, namespace or file of the lab is left.
+    // 6. The same `up` again (as after an interruption): nothing is enlisted, powered or
+    //    installed twice; the inventory is unchanged.
+    let bmc_before: Vec<String> = ["node01", "node02", "node03"]
+        .iter()
+        .map(|n| std::fs::read_to_string(lab_dir.join(format!("bmc-{n}.jsonl"))).unwrap())
+        .collect();
+    let again_line = up_line.replace(
+        &format!("{} {}", quote("--expect-unknown"), quote("1")),
+        &format!("{} {}", quote("--discover-settle"), quote("3")),
+    );
+    assert_ne!(again_line, up_line);
+    let again = run_bounded(up_command(&again_line), UP_LIMIT, || {})
+        .unwrap_or_else(|e| panic!("{e}\n{}", diagnose(&lab_dir)));
+    assert!(
+        again.status.success(),
+        "second up failed\n{}\n{}",
+        again.text(),
+        diagnose(&lab_dir)
+    );
+    assert_eq!(std::fs::read_to_string(&inventory).unwrap(), edited);
+    let installs_now = std::fs::read_dir(h.join("calls"))
+        .unwrap()
+        .flatten()
+        .filter(|e| e.path().extension().is_some_and(|x| x == "argv"))
+        .count();
+    assert_eq!(
+        installs_now,
+        3,
+        "second up installed again\n{}",
+        again.text()
+    );
+    for (n, before) in ["node01", "node02", "node03"].iter().zip(&bmc_before) {
+        let now = std::fs::read_to_string(lab_dir.join(format!("bmc-{n}.jsonl"))).unwrap();
+        let new_calls = &now[before.len()..];
+        assert!(
+            !new_calls.contains("power_on") && !new_calls.contains("boot_flags"),
+            "{n} powered again: {new_calls}"
+        );
+    }
+
+    // 7. lab down: no process, namespace or file of the lab is left.
     drop(guard);
     assert!(!Path::new("/run/netns").join(&netns).exists());
     assert!(!lab_dir.exists(), "{} left", lab_dir.display());

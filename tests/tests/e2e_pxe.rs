@@ -373,7 +373,7 @@ fn pxe_boot_reports_to_the_collector() {
         disk: Disk::Blank,
         reboot: false,
     };
-    let mut vm = Vm::start(&lab.ns, &lab.tools, unknown, lab.dir(), &lab.diag)
+    let mut vm = Vm::start(&lab.ns, &lab.tools, unknown.clone(), lab.dir(), &lab.diag)
         .unwrap_or_else(|e| panic!("{e}"));
     let started = Instant::now();
     let seen = poll(BOOT_TIMEOUT, Duration::from_millis(250), || {
@@ -603,13 +603,7 @@ fn pxe_boot_reports_to_the_collector() {
     lab.restart_dhcpd().unwrap_or_else(|e| panic!("{e}"));
     let next_boot = VmSpec {
         name: "unknown-bios-enlisted".into(),
-        firmware: Firmware::Bios,
-        mac: UNKNOWN_MAC.into(),
-        tap: lab::TAP.into(),
-        disk_serial: UNKNOWN_DISK_SERIAL.into(),
-        disk_bytes: UNKNOWN_DISK_BYTES,
-        disk: Disk::Blank,
-        reboot: false,
+        ..unknown
     };
     let mut vm = Vm::start(&lab.ns, &lab.tools, next_boot, lab.dir(), &lab.diag)
         .unwrap_or_else(|e| panic!("{e}"));

@@ -19,8 +19,9 @@ pub const HELP: &str = "\
 Stages (each is the command of the same name, so a failed stage can also be finished by hand):
   1 generate   the flake and PKI from INVENTORY (nothing changes when nothing changed)
   2 collector  the configured collector answers (with the operator certificate)
-  3 discover   with --enlist-as: wait for machines nobody typed in to report (until none new
-               for --discover-settle, at most --discover-timeout); without: list them
+  3 discover   with --enlist-as: wait for machines nobody typed in to report (--expect-unknown
+               N of them, else until none new for --discover-settle; at most
+               --discover-timeout); without: list them
   4 enlist     --enlist-as ROLE: they become INVENTORY entries (as `plasmagen enlist --all`),
                then generate again; a lab in OUT/lab is reloaded (dhcpd, collector), else
                deploy the PXE server yourself so its DHCP and collector see them
@@ -60,8 +61,12 @@ pub struct Args {
     #[arg(long, value_name = "PATTERN", requires = "enlist_as")]
     pub hostname: Option<String>,
     /// Discovery is over when no new machine reported for this long.
-    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    #[arg(long, default_value_t = 60, value_name = "SECS")]
     pub discover_settle: u64,
+    /// Discovery is over once this many machines nobody typed in reported (instead of the
+    /// settle time): the number you powered on.
+    #[arg(long, value_name = "N", requires = "enlist_as")]
+    pub expect_unknown: Option<usize>,
     /// At most this long for discovery.
     #[arg(long, default_value_t = 600, value_name = "SECS")]
     pub discover_timeout: u64,
@@ -327,10 +332,11 @@ fn discover(s: &Stages<'_>, client: &OperatorClient) -> Result<Vec<String>, Erro
                 last_new = Instant::now();
             }
         }
-        let settled = last_new.elapsed() >= Duration::from_secs(args.discover_settle);
-        if (settled && !seen.is_empty())
-            || start.elapsed() >= Duration::from_secs(args.discover_timeout)
-        {
+        let done = match args.expect_unknown {
+            Some(n) => seen.len() >= n,
+            None => last_new.elapsed() >= Duration::from_secs(args.discover_settle),
+        };
+        if done || start.elapsed() >= Duration::from_secs(args.discover_timeout) {
             break;
         }
         if seen.is_empty() && last_note.elapsed() >= Duration::from_secs(30) {
