@@ -9,7 +9,7 @@ use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::config::ConfigError;
-use crate::http::{Http, REQUEST_TIMEOUT};
+use crate::http::{Http, Limit, REQUEST_TIMEOUT};
 use crate::notify::Notifier;
 
 pub const FIRST_DELAY: Duration = Duration::from_millis(500);
@@ -105,9 +105,10 @@ pub async fn wait_healthy(
         // deadline as "timed out" instead of what the service answered.
         let remaining = deadline.saturating_duration_since(Instant::now());
         let t = remaining.max(MIN_PROBE_TIMEOUT).min(REQUEST_TIMEOUT);
-        let verdict = match http.get(url, Some(t)).await {
+        let verdict = match http.get(url, Limit::Small, Some(t)).await {
             Ok(resp) => judge(resp.status, &resp.body, expect),
-            Err(e) => Err(e.0),
+            // Transport errors and bodies over the cap alike: not healthy, probe again.
+            Err(e) => Err(e.to_string()),
         };
         match verdict {
             Ok(v) => return Ok(v),

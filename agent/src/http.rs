@@ -3,6 +3,10 @@
 //! TLS trusts only `tls.ca` (never system roots) and presents `tls.cert`/`tls.key` as client
 //! certificate. Redirects are not followed by the client: the join logic follows them itself
 //! so that it can bound hops, refuse https→http downgrades and log each one.
+//!
+//! Every response body is read against a cap ([`Limit`]): anyone holding a CA-signed
+//! certificate (every node certificate has serverAuth), or any peer in plain-http lab mode,
+//! could otherwise stream an endless body into the agent's memory.
 
 use std::time::Duration;
 
@@ -22,7 +26,33 @@ pub struct Http {
     insecure: bool,
 }
 
-/// A response read to the end.
+/// Cap of `GET /admin/cluster/members` bodies: a member is ~100 bytes of JSON, so 4 MiB is
+/// tens of thousands of members, far beyond any cluster, yet small next to a node's RAM.
+pub const MEMBERS_BODY_LIMIT: usize = 4 * 1024 * 1024;
+/// Cap of every other body (health, add answers, leader hints, collector replies): they are a
+/// few hundred bytes.
+pub const SMALL_BODY_LIMIT: usize = 64 * 1024;
+
+/// How much of a response body one call accepts; every call site states it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The membership list: [`MEMBERS_BODY_LIMIT`].
+    Members,
+    /// Everything else: [`SMALL_BODY_LIMIT`].
+    Small,
+}
+
+impl Limit {
+    /// The cap in bytes.
+    pub const fn bytes(self) -> usize {
+        match self {
+            Limit::Members => MEMBERS_BODY_LIMIT,
+            Limit::Small => SMALL_BODY_LIMIT,
+        }
+    }
+}
+
+/// A response read to the end (at most its [`Limit`]).
 #[derive(Debug, Clone)]
 pub struct Response {
     pub status: u16,
@@ -54,10 +84,31 @@ pub fn install_crypto_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
 }
 
-/// Transport failure: the request got no HTTP answer (refused, reset, timeout, TLS).
+/// A request that produced no usable answer. Callers treat every variant as a failed attempt
+/// (like a 5xx): retry, next URL, or give up at the deadline.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct HttpError(pub String);
+pub enum HttpError {
+    /// No complete HTTP answer: refused, reset, timeout, TLS.
+    #[error("{0}")]
+    Transport(String),
+    /// The body is larger than the call's cap; reading stopped there (or, with a larger
+    /// Content-Length, never started) and the connection was dropped. The message leaves the
+    /// URL out: every caller already names it (log field or prefix).
+    #[error("response body {} the {limit}-byte cap: refused", over(*.declared))]
+    BodyTooLarge {
+        limit: usize,
+        url: String,
+        /// The Content-Length, when that is what gave it away.
+        declared: Option<u64>,
+    },
+}
+
+fn over(declared: Option<u64>) -> String {
+    match declared {
+        Some(n) => format!("of {n} bytes (Content-Length) is over"),
+        None => "is over".into(),
+    }
+}
 
 impl Http {
     /// `need_tls`: some configured URL is https, so the TLS files must be usable.
@@ -95,19 +146,25 @@ impl Http {
         Ok(Http { client, insecure })
     }
 
-    pub async fn get(&self, url: &Url, timeout: Option<Duration>) -> Result<Response, HttpError> {
+    pub async fn get(
+        &self,
+        url: &Url,
+        limit: Limit,
+        timeout: Option<Duration>,
+    ) -> Result<Response, HttpError> {
         self.warn_insecure(url);
         let mut req = self.client.get(url.clone());
         if let Some(t) = timeout {
             req = req.timeout(t);
         }
-        Self::finish(req.send().await).await
+        Self::finish(req.send().await, limit).await
     }
 
     pub async fn post_json<T: Serialize + ?Sized>(
         &self,
         url: &Url,
         body: &T,
+        limit: Limit,
         timeout: Option<Duration>,
     ) -> Result<Response, HttpError> {
         self.warn_insecure(url);
@@ -115,22 +172,21 @@ impl Http {
         if let Some(t) = timeout {
             req = req.timeout(t);
         }
-        Self::finish(req.send().await).await
+        Self::finish(req.send().await, limit).await
     }
 
-    async fn finish(sent: reqwest::Result<reqwest::Response>) -> Result<Response, HttpError> {
-        let resp = sent.map_err(|e| HttpError(describe(&e)))?;
+    async fn finish(
+        sent: reqwest::Result<reqwest::Response>,
+        limit: Limit,
+    ) -> Result<Response, HttpError> {
+        let resp = sent.map_err(|e| HttpError::Transport(describe(&e)))?;
         let status = resp.status().as_u16();
         let location = resp
             .headers()
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| HttpError(describe(&e)))?
-            .to_vec();
+        let body = read_body(resp, limit).await?;
         Ok(Response {
             status,
             location,
@@ -143,6 +199,42 @@ impl Http {
             tracing::warn!(url = %url, "TLS certificate verification disabled by --insecure");
         }
     }
+}
+
+/// Reads the body of `resp`, at most `limit` bytes. Over the cap, the rest is never read:
+/// dropping the response closes the connection. Logged here, once per refused body, so
+/// every caller's retry loop shows why each attempt failed.
+pub async fn read_body(mut resp: reqwest::Response, limit: Limit) -> Result<Vec<u8>, HttpError> {
+    let cap = limit.bytes();
+    let too_large = |declared: Option<u64>, url: &Url| {
+        let e = HttpError::BodyTooLarge {
+            limit: cap,
+            url: url.to_string(),
+            declared,
+        };
+        tracing::warn!(url = %url, limit = cap as u64, error = %e, "response body over the cap: attempt failed");
+        e
+    };
+    let declared = resp
+        .headers()
+        .get(reqwest::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(n) = declared.filter(|&n| n > cap as u64) {
+        return Err(too_large(Some(n), resp.url()));
+    }
+    // Content-Length ≤ cap here, so it is a safe capacity hint.
+    let mut body = Vec::with_capacity(declared.unwrap_or(0) as usize);
+    while let Some(chunk) = resp
+        .chunk()
+        .await
+        .map_err(|e| HttpError::Transport(describe(&e)))?
+    {
+        if body.len() + chunk.len() > cap {
+            return Err(too_large(None, resp.url()));
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
 }
 
 /// "error sending request" alone says nothing; the cause chain holds "Connection refused",

@@ -15,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::backoff::Backoff;
 use crate::config::JoinPlan;
-use crate::http::Http;
+use crate::http::{Http, Limit};
 use crate::members::{self, base_of, endpoint};
 
 /// Redirects + leader hints followed for one add attempt before trying the next join URL.
@@ -222,7 +222,7 @@ fn conflict_msg(id: &str, theirs: &str, ours: &str) -> String {
 pub async fn add_via(http: &Http, base: &Url, me: &AddMember) -> AddOutcome {
     let mut target = endpoint(base, "/admin/member/add");
     for _ in 0..=MAX_HOPS {
-        let resp = match http.post_json(&target, me, None).await {
+        let resp = match http.post_json(&target, me, Limit::Small, None).await {
             Ok(r) => r,
             Err(e) => return AddOutcome::Retry(format!("{target}: {e}")),
         };

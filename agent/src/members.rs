@@ -3,7 +3,7 @@
 use plasma_wire::admin::{Member, Members};
 use reqwest::Url;
 
-use crate::http::Http;
+use crate::http::{Http, Limit};
 
 /// `base` + `path`, keeping any path prefix of the base URL.
 pub fn endpoint(base: &Url, path: &str) -> Url {
@@ -23,10 +23,11 @@ pub fn base_of(url: &Url) -> Url {
     u
 }
 
+/// The membership list of the member at `base`; the only body read with the large cap.
 pub async fn fetch(http: &Http, base: &Url) -> Result<Members, String> {
     let url = endpoint(base, "/admin/cluster/members");
     let resp = http
-        .get(&url, None)
+        .get(&url, Limit::Members, None)
         .await
         .map_err(|e| format!("{url}: {e}"))?;
     if resp.status != 200 {

@@ -14,7 +14,7 @@ use std::time::Duration;
 use plasma_wire::Report;
 use reqwest::Url;
 
-use crate::http::Http;
+use crate::http::{Http, Limit};
 
 /// Upper bound on how long one report may delay the agent.
 pub const REPORT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -101,7 +101,10 @@ impl Reporter {
     }
 
     async fn deliver(&self, r: &Report) -> Delivery {
-        match self.http.post_json(&self.url, r, Some(self.timeout)).await {
+        let sent = self
+            .http
+            .post_json(&self.url, r, Limit::Small, Some(self.timeout));
+        match sent.await {
             Ok(resp) if (200..300).contains(&resp.status) => Delivery::Delivered,
             Ok(resp)
                 if (400..500).contains(&resp.status)
@@ -111,7 +114,8 @@ impl Reporter {
                 Delivery::Rejected(format!("HTTP {}: {}", resp.status, resp.body_snippet()))
             }
             Ok(resp) => Delivery::Unreachable(format!("HTTP {}", resp.status)),
-            Err(e) => Delivery::Unreachable(e.0),
+            // A reply over the cap is a failed delivery, like a 5xx: spool, resend later.
+            Err(e) => Delivery::Unreachable(e.to_string()),
         }
     }
 

@@ -163,17 +163,24 @@ pub async fn post_report(
                         attempts,
                     });
                 }
-                let body = resp.text().await.unwrap_or_default();
-                let retriable = status.is_server_error()
-                    || status == reqwest::StatusCode::REQUEST_TIMEOUT
-                    || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
-                if !retriable {
-                    return Err(PostError::Rejected {
-                        status: status.as_u16(),
-                        body,
-                    });
+                // Capped like every body the agent reads; a body that cannot be read (over
+                // the cap, cut off) makes this a failed attempt whatever the status.
+                match crate::http::read_body(resp, crate::http::Limit::Small).await {
+                    Err(e) => format!("HTTP {}: {e}", status.as_u16()),
+                    Ok(bytes) => {
+                        let body = String::from_utf8_lossy(&bytes).into_owned();
+                        let retriable = status.is_server_error()
+                            || status == reqwest::StatusCode::REQUEST_TIMEOUT
+                            || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
+                        if !retriable {
+                            return Err(PostError::Rejected {
+                                status: status.as_u16(),
+                                body,
+                            });
+                        }
+                        format!("HTTP {}: {}", status.as_u16(), body.trim())
+                    }
                 }
-                format!("HTTP {}: {}", status.as_u16(), body.trim())
             }
             Err(err) => crate::http::describe(&err),
         };
