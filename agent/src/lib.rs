@@ -14,6 +14,7 @@ pub mod discover;
 pub mod exit;
 pub mod health;
 pub mod http;
+pub mod installation;
 pub mod join;
 pub mod logging;
 pub mod marker;

@@ -49,6 +49,7 @@ fn main() -> ExitCode {
     let env = Env {
         log,
         notify: Notifier::from_env(),
+        installation: plasma_agent::installation::read(std::path::Path::new("/etc/machine-id")),
     };
     let result = rt.block_on(command::run(&cli.command, &env));
     plasma_agent::exit::exit_code(&result)

@@ -12,6 +12,7 @@ pub struct Progress {
     pub reporter: Option<Reporter>,
     pub node_id: String,
     pub service: String,
+    pub installation: Option<String>,
 }
 
 impl Progress {
@@ -27,6 +28,7 @@ impl Progress {
                 status,
                 message: message.to_owned(),
                 at: now_rfc3339(),
+                installation: self.installation.clone(),
             })
             .await;
         }

@@ -3,7 +3,9 @@
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::extract::PathParam;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use plasma_wire::report::ProvisionStep;
@@ -43,7 +45,7 @@ async fn operator_action(
 pub(crate) async fn mark_installed(
     State(s): State<AppState>,
     Caller(peer): Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     operator_action(&s, &peer, &headers, &id, |node, actor| WriteOp::Installed {
@@ -56,7 +58,7 @@ pub(crate) async fn mark_installed(
 pub(crate) async fn reprovision(
     State(s): State<AppState>,
     Caller(peer): Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     operator_action(&s, &peer, &headers, &id, |node, actor| {
@@ -69,7 +71,7 @@ pub(crate) async fn reprovision(
 pub(crate) async fn provision_step(
     State(s): State<AppState>,
     Caller(peer): Caller,
-    Path(id): Path<String>,
+    PathParam(id): PathParam<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, MatchedPath, Path, Query, Request, State};
+use axum::extract::{FromRequestParts, MatchedPath, Request, State};
 use axum::http::header::CONTENT_TYPE;
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
@@ -25,6 +25,7 @@ use serde_json::json;
 use super::auth::Peer;
 use super::catalog::Catalog;
 use super::error::ApiError;
+use super::extract::{PathParam, QueryParams};
 use super::fleet::NodeState;
 use super::store::{WriteOp, now_ms};
 use super::view::{discovered_view, fleet_view, node_view};
@@ -43,19 +44,28 @@ const DASHBOARD: &str = include_str!("../../templates/collector/dashboard.html")
 
 /// The API router.
 pub fn app(state: AppState) -> Router {
+    // Reads that show the inventory (names, roles, MACs, addresses, messages, disk serials,
+    // who acted): a viewer or operator certificate, unless --public-dashboard.
+    let reads = Router::new()
+        .route("/v1/nodes", get(list_nodes))
+        .route("/v1/nodes/{id}", get(get_node))
+        .route("/v1/discovered/{mac}", get(get_discovered))
+        .route("/v1/events", get(events))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            require_viewer,
+        ));
     Router::new()
+        .merge(reads)
         .route("/", get(dashboard))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .route("/v1/reports", post(post_report))
         .route("/v1/discover", post(discover::post_discover))
-        .route("/v1/nodes", get(list_nodes))
-        .route("/v1/nodes/{id}", get(get_node))
         .route("/v1/nodes/{id}/installed", post(actions::mark_installed))
         .route("/v1/nodes/{id}/reprovision", post(actions::reprovision))
         .route("/v1/nodes/{id}/provision", post(actions::provision_step))
         .route("/v1/discovered/{mac}/enlist", post(enlist::enlist))
-        .route("/v1/events", get(events))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -89,6 +99,18 @@ async fn observe(State(s): State<AppState>, req: Request, next: Next) -> Respons
     resp
 }
 
+async fn require_viewer(
+    State(s): State<AppState>,
+    Caller(peer): Caller,
+    req: Request,
+    next: Next,
+) -> Response {
+    match peer.check_viewer(s.config.public_dashboard) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
 async fn not_found() -> ApiError {
     ApiError::not_found("no such endpoint")
 }
@@ -111,17 +133,20 @@ async fn dashboard() -> impl IntoResponse {
     )
 }
 
+/// Answered from the store's cached state (kept by the writer and the start-up checks): never
+/// waits for a commit, a long read or the store's locks.
 async fn health(State(s): State<AppState>) -> Response {
-    let res = if s.store.writer_alive() {
-        s.store.ping().await
+    let store = s.store.status();
+    let problem = if !s.store.writer_alive() {
+        Some(super::error::StoreError::WriterGone.to_string())
     } else {
-        Err(super::error::StoreError::WriterGone)
+        s.store.missing_file().or_else(|| store.error.clone())
     };
-    match res {
-        Ok(()) => Json(json!({"status": "healthy"})).into_response(),
-        Err(e) => (
+    match problem {
+        None => Json(json!({"status": "healthy", "store": store})).into_response(),
+        Some(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "unhealthy", "error": e.to_string()})),
+            Json(json!({"status": "unhealthy", "error": e, "store": store})),
         )
             .into_response(),
     }
@@ -268,6 +293,14 @@ fn check_report(r: &Report) -> Result<(), ApiError> {
             "the message is longer than {MAX_MESSAGE} bytes"
         )));
     }
+    if let Some(id) = &r.installation
+        && !Report::installation_ok(id)
+    {
+        return Err(invalid(format!(
+            "`installation` must be {} lowercase hex digits",
+            Report::INSTALLATION_LEN
+        )));
+    }
     Ok(())
 }
 
@@ -321,6 +354,24 @@ pub(crate) fn inventory_node<'a>(c: &'a Catalog, id: &str) -> Result<&'a Node, A
         .ok_or_else(|| ApiError::not_found(format!("node {id:?} is not in the inventory")))
 }
 
+/// One discovered machine with the facts its last report held (the fleet list has summaries).
+async fn get_discovered(
+    State(s): State<AppState>,
+    PathParam(mac): PathParam<String>,
+) -> Result<Response, ApiError> {
+    let mac = plasma_inventory::inventory::Mac::parse_any_separator(&mac)
+        .map_err(|_| ApiError::not_found(format!("{mac:?} is not a MAC address")))?;
+    let fleet = s.fleet.read().unwrap_or_else(|e| e.into_inner());
+    let d = fleet
+        .discovered
+        .get(mac.as_str())
+        .ok_or_else(|| ApiError::not_found(format!("no discovery report from {}", mac.as_str())))?;
+    Ok(Json(discovered_view(mac.as_str(), d)).into_response())
+}
+
+/// The most history entries one `GET /v1/nodes/{id}` returns.
+pub const MAX_HISTORY_PAGE: u32 = 1_000;
+
 #[derive(serde::Deserialize)]
 struct HistoryQuery {
     limit: Option<u32>,
@@ -328,8 +379,8 @@ struct HistoryQuery {
 
 async fn get_node(
     State(s): State<AppState>,
-    Path(id): Path<String>,
-    Query(q): Query<HistoryQuery>,
+    PathParam(id): PathParam<String>,
+    QueryParams(q): QueryParams<HistoryQuery>,
 ) -> Result<Response, ApiError> {
     let catalog = s.catalog();
     let node = inventory_node(&catalog, &id)?;
@@ -342,15 +393,43 @@ async fn get_node(
             .map(|d| discovered_view(node.mac.as_str(), d));
         v
     };
-    let limit = q.limit.unwrap_or(s.config.history_limit).min(100_000);
+    // A hard maximum per page: one read must not make the collector serialise a node's whole
+    // history (a node certificate can write many reports).
+    let limit = q
+        .limit
+        .unwrap_or(s.config.history_limit)
+        .min(MAX_HISTORY_PAGE);
     view.history = Some(s.store.history(&node.hostname, limit).await?);
     Ok(Json(view).into_response())
 }
 
-/// Server-sent events: `changed` with the fleet version whenever something was committed.
-async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
-    let rx = s.changed.clone();
-    let stream = futures_util::stream::unfold((rx, true), |(mut rx, first)| async move {
+/// Server-sent events: `changed` with the fleet version whenever something was committed. At
+/// most `config.event_streams` at once (the next gets 503); each holds its slot until the
+/// stream is dropped, which happens when its connection closes or a keep-alive write fails.
+async fn events(State(s): State<AppState>) -> Response {
+    let Some(slot) = s.config.event_streams.take() else {
+        return ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "too_many_streams",
+            format!(
+                "{} event streams are open already; the dashboard falls back to polling",
+                s.config.event_streams.max()
+            ),
+        )
+        .into_response();
+    };
+    Sse::new(change_events(s.changed.clone(), slot))
+        .keep_alive(KeepAlive::new().interval(s.config.event_keepalive))
+        .into_response()
+}
+
+/// One `changed` event now, then one per change (at most one per [`EVENT_THROTTLE`]); owns
+/// the subscriber's slot.
+fn change_events(
+    rx: tokio::sync::watch::Receiver<u64>,
+    slot: tokio::sync::OwnedSemaphorePermit,
+) -> impl Stream<Item = Result<Event, Infallible>> {
+    futures_util::stream::unfold((rx, true, slot), |(mut rx, first, slot)| async move {
         if !first {
             tokio::time::sleep(EVENT_THROTTLE).await;
             rx.changed().await.ok()?;
@@ -358,8 +437,7 @@ async fn events(State(s): State<AppState>) -> Sse<impl Stream<Item = Result<Even
         let v = *rx.borrow_and_update();
         Some((
             Ok(Event::default().event("changed").data(v.to_string())),
-            (rx, false),
+            (rx, false, slot),
         ))
-    });
-    Sse::new(stream).keep_alive(KeepAlive::default())
+    })
 }

@@ -13,6 +13,9 @@ use super::error::ApiError;
 /// CN of the operator client certificate (see `plasma_pki::LeafSpec::operator`).
 pub const OPERATOR_CN: &str = "operator";
 
+/// CN of the read-only viewer client certificate (see `plasma_pki::LeafSpec::viewer`).
+pub const VIEWER_CN: &str = "viewer";
+
 /// Names of a verified client certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertIdentity {
@@ -57,13 +60,17 @@ impl CertIdentity {
         self.common_name == OPERATOR_CN && self.dns_names.is_empty()
     }
 
+    pub fn is_viewer(&self) -> bool {
+        self.common_name == VIEWER_CN && self.dns_names.is_empty()
+    }
+
     /// The certificate names node `hostname` (fqdn `fqdn`): CN = fqdn, CN's first label =
     /// hostname, or a DNS SAN equal to the hostname or fqdn. `localhost`, which every node
     /// certificate carries, never counts.
     pub fn names_node(&self, hostname: &str, fqdn: &str) -> bool {
         let hostname = hostname.to_ascii_lowercase();
         let fqdn = fqdn.to_ascii_lowercase();
-        if hostname == "localhost" || self.is_operator() {
+        if hostname == "localhost" || self.is_operator() || self.is_viewer() {
             return false;
         }
         let first_label = self.common_name.split('.').next().unwrap_or_default();
@@ -122,6 +129,29 @@ impl Peer {
             (Some(c), _) => c.common_name.clone(),
             (None, Some(a)) => format!("lab:{a}"),
             (None, None) => "lab".into(),
+        }
+    }
+
+    /// Reads that show the inventory: the viewer or the operator certificate. Node certificates
+    /// are refused (a node has no business reading the fleet). `public`: `--public-dashboard`;
+    /// the plain-HTTP lab listener has no certificates at all and is public too.
+    pub fn check_viewer(&self, public: bool) -> Result<(), ApiError> {
+        if public || self.lab {
+            return Ok(());
+        }
+        match &self.cert {
+            None => Err(ApiError::unauthenticated(
+                "the viewer or operator client certificate is required to read the fleet \
+                 (docs/collector.md, \"The dashboard in a browser\"); --public-dashboard lifts this",
+            )),
+            Some(c) if c.is_viewer() || c.is_operator() => Ok(()),
+            Some(c) => Err(ApiError::forbidden(
+                "not_viewer",
+                format!(
+                    "certificate CN {:?} may not read the fleet (viewer or operator only)",
+                    c.common_name
+                ),
+            )),
         }
     }
 

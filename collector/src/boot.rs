@@ -5,7 +5,9 @@
 //! node must get a local-boot script here, not the installer again.
 
 use axum::Router;
-use axum::extract::{Path, State};
+use axum::extract::State;
+
+use super::extract::PathParam;
 use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -31,7 +33,7 @@ pub fn parse_boot_file(file: &str) -> Option<Mac> {
     Mac::parse_any_separator(stem).ok()
 }
 
-async fn boot_script(State(s): State<AppState>, Path(file): Path<String>) -> Response {
+async fn boot_script(State(s): State<AppState>, PathParam(file): PathParam<String>) -> Response {
     let Some(mac) = parse_boot_file(&file) else {
         return ApiError::new(
             StatusCode::NOT_FOUND,

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use reqwest::{Certificate, Client, Identity};
 
-use super::view::{FleetView, NodeView};
+use super::view::{DiscoveredView, FleetView, NodeView};
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -145,6 +145,12 @@ impl OperatorClient {
 
     pub async fn fleet(&self) -> Result<FleetView, ClientError> {
         let url = format!("{}/v1/nodes", self.base);
+        Self::finish(&url, self.http.get(&url).send().await).await
+    }
+
+    /// One discovered machine with its facts (`GET /v1/discovered/{mac}`).
+    pub async fn discovered(&self, mac: &str) -> Result<DiscoveredView, ClientError> {
+        let url = format!("{}/v1/discovered/{mac}", self.base);
         Self::finish(&url, self.http.get(&url).send().await).await
     }
 

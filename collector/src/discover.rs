@@ -104,6 +104,10 @@ fn check_discover(d: &DiscoverReport) -> Result<String, ApiError> {
     Ok(mac.as_str().to_string())
 }
 
+/// Largest discovery report stored, serialised (facts of a machine with many disks and NICs
+/// take a few KiB).
+pub const MAX_STORED_FACTS: usize = 16 * 1024;
+
 pub(crate) async fn post_discover(
     State(s): State<AppState>,
     Caller(peer): Caller,
@@ -137,10 +141,25 @@ async fn accept_discover(
     }
     let report: DiscoverReport = read_json(headers, body).await?;
     let mac = check_discover(&report)?;
+    // What is stored (and shown) per machine stays small whatever the body limit allows.
+    let stored = serde_json::to_vec(&report).map_or(usize::MAX, |v| v.len());
+    if stored > MAX_STORED_FACTS {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "facts_too_large",
+            format!(
+                "a discovery report may hold at most {MAX_STORED_FACTS} bytes of facts ({stored} sent)"
+            ),
+        ));
+    }
     let known = s.catalog().hostname_by_mac(&mac).map(str::to_string);
     {
         let fleet = s.fleet.read().unwrap_or_else(|e| e.into_inner());
-        if !fleet.discovered.contains_key(&mac) && fleet.discovered.len() >= s.config.max_discovered
+        // An inventory node's MAC is always accepted: a full table must never keep a node
+        // that is being provisioned from reporting.
+        if known.is_none()
+            && !fleet.discovered.contains_key(&mac)
+            && fleet.discovered.len() >= s.config.max_discovered
         {
             return Err(ApiError::new(
                 StatusCode::INSUFFICIENT_STORAGE,

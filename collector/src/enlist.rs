@@ -8,7 +8,9 @@ use std::path::Path;
 
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path as UrlPath, State};
+use axum::extract::State;
+
+use super::extract::PathParam;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use plasma_inventory::enlist::{self, Applied, ApplyError, Entry, Machine, Request};
@@ -136,7 +138,7 @@ fn entry_json(e: &Entry) -> serde_json::Value {
 pub(crate) async fn enlist(
     State(s): State<AppState>,
     Caller(peer): Caller,
-    UrlPath(mac): UrlPath<String>,
+    PathParam(mac): PathParam<String>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {

@@ -81,6 +81,17 @@ pub enum CollectorError {
         found: i64,
         known: i64,
     },
+    /// The start-up checks found damage (docs/collector.md "Storage"); the message carries the
+    /// recovery steps.
+    #[error("{}", corrupt_message(path, problem))]
+    Corrupt { path: PathBuf, problem: String },
+    /// A file next to the database (the ack sidecar, a recovery's files).
+    #[error("{path}: {source}")]
+    File {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("cannot listen on {addr}: {source}")]
     Listen {
         addr: String,
@@ -89,6 +100,25 @@ pub enum CollectorError {
     },
     #[error("{0}")]
     Config(String),
+}
+
+fn corrupt_message(path: &std::path::Path, problem: &str) -> String {
+    let db = path.display();
+    let name = path
+        .file_name()
+        .map_or_else(|| db.to_string(), |n| n.to_string_lossy().into_owned());
+    format!(
+        "database {db} is damaged, the collector does not start on it: {problem}.\n\
+         Serving it would show a fleet with reports silently missing. To recover:\n\
+         \x20 1. stop every collector using {db};\n\
+         \x20 2. back it up: cp -a {db} {db}-wal {db}.ack <backup dir>/ (those that exist);\n\
+         \x20 3. run the same `plasmagen collector ...` command with --recover: every readable \
+         row is copied into a new {name}, the damaged file is kept as {name}.corrupt-<time>, \
+         what was lost is printed per table, then the collector serves;\n\
+         \x20    or start empty: delete {db}, {db}-wal, {db}-shm and {db}.ack. Nodes report \
+         again at their next step, but installed marks are gone: run `plasmagen \
+         mark-installed` for every installed node before it reboots, or it reinstalls."
+    )
 }
 
 /// Failures of the store as seen by a handler.

@@ -2,7 +2,7 @@
 //! install state, discovered machines. Rebuilt from the database's history at start and updated
 //! by the writer after each commit, so what the API shows is always what is durable.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use plasma_inventory::inventory::{Inventory, Node};
 use plasma_wire::discover::DiscoverReport;
@@ -39,6 +39,13 @@ pub struct NodeLive {
     /// An operator asked for a reinstall: only a fresh system's `booted` report (or an operator
     /// mark) counts as installed again, not a late progress report from the old system.
     pub awaiting_boot: bool,
+    /// The installation whose reports count ([`Report::installation`]), once one reported it.
+    pub installation: Option<String>,
+    /// Installations a reprovision replaced: their reports are stored and shown, and change
+    /// nothing (the old system's restart-looping join unit keeps sending `booted`).
+    pub retired: BTreeSet<String>,
+    /// Reports from retired installations since the collector started.
+    pub ignored: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -134,6 +141,20 @@ impl Fleet {
         let Some(node) = self.nodes.get_mut(&r.node_id) else {
             return;
         };
+        if let Some(id) = &r.installation {
+            if node.retired.contains(id) {
+                node.ignored += 1;
+                node.last_message = Some(format!(
+                    "ignored: {} {} from the installation a reprovision replaced ({}): {}",
+                    r.service,
+                    r.phase,
+                    &id[..8.min(id.len())],
+                    r.message
+                ));
+                return;
+            }
+            node.installation = Some(id.clone());
+        }
         let since_ms = match node.services.get(&r.service) {
             Some(s) if s.phase == r.phase => s.since_ms,
             _ => received_ms,
@@ -200,6 +221,9 @@ impl Fleet {
             node.installed = None;
             node.awaiting_boot = true;
             node.services.clear();
+            if let Some(id) = node.installation.take() {
+                node.retired.insert(id);
+            }
             node.last_message = Some("reprovision requested by the operator".into());
         }
     }
@@ -233,6 +257,10 @@ impl Fleet {
     }
 
     pub fn record_rejected(&mut self, node_id: &str, peer: Option<String>, at_ms: i64) {
+        // A node certificate may send any node_id: kept no longer than a DNS name, so the
+        // list (MAX_REJECTED_IDS entries, shown in every /v1/nodes) stays small.
+        let node_id = bounded_id(node_id);
+        let node_id = node_id.as_str();
         if let Some(r) = self.rejected.get_mut(node_id) {
             r.count += 1;
             r.last_ms = at_ms;
@@ -284,12 +312,28 @@ impl Fleet {
     }
 }
 
+/// The longest refused node id kept, in bytes (a DNS name's limit).
+pub const MAX_REJECTED_ID: usize = 253;
+
+/// `id` cut to [`MAX_REJECTED_ID`] bytes at a character boundary, marked with `…`.
+fn bounded_id(id: &str) -> String {
+    if id.len() <= MAX_REJECTED_ID {
+        return id.to_string();
+    }
+    let mut end = MAX_REJECTED_ID;
+    while !id.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &id[..end])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn report(node: &str, service: &str, phase: Phase) -> Report {
         Report {
+            installation: None,
             node_id: node.into(),
             service: service.into(),
             phase,
@@ -321,5 +365,22 @@ mod tests {
         // Reports for nodes outside the inventory never create state.
         f.apply_report(&report("ghost", "chainfire", Phase::Joined), 1);
         assert!(!f.nodes.contains_key("ghost"));
+    }
+
+    #[test]
+    fn refused_ids_are_kept_short() {
+        let mut f = Fleet::default();
+        let long = "é".repeat(40_000);
+        f.record_rejected(&long, None, 1);
+        f.record_rejected(&long, None, 2);
+        let ids: Vec<&String> = f.rejected.keys().collect();
+        assert_eq!(ids.len(), 1, "the same long id is one entry");
+        assert!(
+            ids[0].len() <= MAX_REJECTED_ID + '…'.len_utf8(),
+            "{}",
+            ids[0].len()
+        );
+        assert!(ids[0].ends_with('…'));
+        assert_eq!(f.rejected[ids[0]].count, 2);
     }
 }

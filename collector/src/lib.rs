@@ -20,6 +20,7 @@ pub mod client;
 mod discover;
 mod enlist;
 pub mod error;
+mod extract;
 pub mod fleet;
 pub mod metrics;
 pub mod server;
@@ -55,6 +56,14 @@ pub struct Config {
     pub max_discovered: usize,
     /// History entries returned by `GET /v1/nodes/{id}` by default.
     pub history_limit: u32,
+    /// `/v1/events` subscribers at once (the next gets 503); clones of this Config share them.
+    pub event_streams: server::StreamSlots,
+    /// An event stream sends a keep-alive comment this often: a dead subscriber is noticed
+    /// when a write fails, and the idle watchdog sees the stream in use.
+    pub event_keepalive: Duration,
+    /// Fleet reads (dashboard data, `/v1/nodes`, events) without a viewer or operator
+    /// certificate: the behaviour before issue 14, for labs.
+    pub public_dashboard: bool,
 }
 
 impl Default for Config {
@@ -65,6 +74,9 @@ impl Default for Config {
             discover_refill: Duration::from_secs(6),
             max_discovered: 10_000,
             history_limit: 500,
+            event_streams: server::StreamSlots::default(),
+            event_keepalive: Duration::from_secs(15),
+            public_dashboard: false,
         }
     }
 }
@@ -183,12 +195,55 @@ pub struct RunOptions {
     /// `None`: the plain-HTTP lab mode (no authentication).
     pub tls: Option<TlsFiles>,
     pub config: Config,
+    /// Connection caps and timeouts of both listeners.
+    pub limits: server::Limits,
+}
+
+/// Raise the soft open-files limit to the hard one and scale the connection caps down when
+/// they would not fit in it (with room for the database and the rest).
+fn fit_open_files(opts: &RunOptions) -> server::Limits {
+    let soft = match server::limits::raise_open_files() {
+        Ok(n) => {
+            let show =
+                |v: Option<u64>| v.map_or_else(|| "unlimited".to_string(), |v| v.to_string());
+            println!(
+                "collector: open files limit {} (soft was {}, hard {})",
+                show(n.soft),
+                show(n.before),
+                show(n.hard)
+            );
+            n.soft
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot raise the open-files limit");
+            rustix::process::getrlimit(rustix::process::Resource::Nofile).current
+        }
+    };
+    let (limits, scaled) = opts.limits.fit(soft, opts.boot_listen.is_some());
+    if scaled {
+        tracing::warn!(
+            open_files = soft,
+            api = limits.max_connections,
+            boot = limits.max_boot_connections,
+            "connection caps lowered to fit the open-files limit"
+        );
+    }
+    println!(
+        "collector: connection caps api {}, boot {}",
+        limits.max_connections, limits.max_boot_connections
+    );
+    limits
 }
 
 /// Serve until SIGINT/SIGTERM. Prints one `listening` line per listener on stdout (tests and
-/// scripts read the bound port from it when asked to listen on port 0).
+/// scripts read the bound port from it when asked to listen on port 0), after a line with the
+/// open-files limit and the connection caps that fit in it.
 pub async fn run(inventory: Inventory, opts: RunOptions) -> Result<(), CollectorError> {
-    let state = open(inventory, &opts.db, opts.config.clone())?;
+    let limits = fit_open_files(&opts);
+    let mut config = opts.config.clone();
+    // A stream must show use more often than the idle watchdog looks.
+    config.event_keepalive = config.event_keepalive.min(limits.idle_timeout / 2);
+    let state = open(inventory, &opts.db, config)?;
     let tls = match &opts.tls {
         Some(files) => Some(server::tls_config(files)?),
         None => None,
@@ -203,13 +258,23 @@ pub async fn run(inventory: Inventory, opts: RunOptions) -> Result<(), Collector
     let mut tasks = tokio::task::JoinSet::new();
     match tls {
         Some(cfg) => {
-            tasks.spawn(server::serve_tls(api, app(state.clone()), cfg));
+            tasks.spawn(server::serve_tls_with(
+                api,
+                app(state.clone()),
+                cfg,
+                limits.api(),
+            ));
         }
         None => {
             tracing::warn!(
                 "plain-HTTP lab mode: reports and operator actions are NOT authenticated"
             );
-            tasks.spawn(server::serve_plain(api, app(state.clone()), true));
+            tasks.spawn(server::serve_plain_with(
+                api,
+                app(state.clone()),
+                true,
+                limits.api(),
+            ));
         }
     }
     if let Some(addr) = &opts.boot_listen {
@@ -219,7 +284,12 @@ pub async fn run(inventory: Inventory, opts: RunOptions) -> Result<(), Collector
             source,
         })?;
         println!("collector: boot listening on http://{boot_addr}");
-        tasks.spawn(server::serve_plain(boot, boot_app(state.clone()), false));
+        tasks.spawn(server::serve_plain_with(
+            boot,
+            boot_app(state.clone()),
+            false,
+            limits.boot(),
+        ));
     }
     use std::io::Write as _;
     let _ = std::io::stdout().flush();

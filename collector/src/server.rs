@@ -2,6 +2,9 @@
 //! hand it to the router. Client certificates are optional at the TLS layer so that a request
 //! without one gets a clear 401 JSON answer instead of a handshake failure; a certificate that
 //! does not chain to the cluster CA still fails the handshake.
+//!
+//! Every listener holds at most its cap of connections ([`limits`]); each connection lives
+//! under a handshake, request and idle timeout (`conn`).
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -9,23 +12,23 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::Router;
-use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto;
 use rustls::RootCertStore;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::server::WebPkiClientVerifier;
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
-use tower::ServiceExt;
 
 use super::TlsFiles;
 use super::auth::{CertIdentity, Peer};
 use super::error::CollectorError;
 
-const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-const HEADER_TIMEOUT: Duration = Duration::from_secs(30);
+mod conn;
+mod limiter;
+pub mod limits;
+
+use limiter::{ConnLimiter, Slot};
+pub use limits::{Limits, ListenerLimits, StreamSlots};
 
 pub async fn bind(addr: &str) -> Result<TcpListener, CollectorError> {
     TcpListener::bind(addr)
@@ -84,106 +87,143 @@ pub fn tls_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>, Collect
     Ok(Arc::new(cfg))
 }
 
-fn builder() -> auto::Builder<TokioExecutor> {
-    let mut b = auto::Builder::new(TokioExecutor::new());
-    b.http1()
-        .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_TIMEOUT);
-    b
-}
-
-async fn serve_conn<I>(io: I, router: Router, peer: Peer)
-where
-    I: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
-{
-    let svc = hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
-        req.extensions_mut().insert(peer.clone());
-        router.clone().oneshot(req.map(axum::body::Body::new))
-    });
-    if let Err(e) = builder()
-        .serve_connection_with_upgrades(TokioIo::new(io), svc)
-        .await
-    {
-        tracing::debug!(error = %e, "connection ended with an error");
-    }
-}
-
-async fn accept(listener: &TcpListener) -> Option<(TcpStream, SocketAddr)> {
-    match listener.accept().await {
-        Ok((s, a)) => {
-            let _ = s.set_nodelay(true);
-            Some((s, a))
-        }
+/// Take the next connection the limiter has a place for. A connection refused because every
+/// place is busy is closed at once (dropped); no more than the cap plus
+/// [`limits::ACCEPT_AHEAD`] are ever open.
+async fn accept(
+    listener: &TcpListener,
+    limiter: &Arc<ConnLimiter>,
+    limits: &ListenerLimits,
+) -> Option<(TcpStream, SocketAddr, Slot)> {
+    let file = limiter.file().await?;
+    let (s, a) = match listener.accept().await {
+        Ok(sa) => sa,
         Err(e) => {
             // EMFILE and friends: back off instead of spinning.
             tracing::warn!(error = %e, "accept failed");
             tokio::time::sleep(Duration::from_millis(50)).await;
-            None
+            return None;
         }
-    }
+    };
+    let slot = limiter.admit(file)?;
+    let _ = s.set_nodelay(true);
+    // A peer that stops acknowledging (powered off, unplugged) fails the next write after this
+    // instead of after the kernel's ~15 minutes of retransmissions: a dead event-stream
+    // subscriber is dropped when its next keep-alive comment goes unanswered.
+    let ms = u32::try_from(limits.idle_timeout.as_millis()).unwrap_or(u32::MAX);
+    let _ = rustix::net::sockopt::set_tcp_user_timeout(&s, ms);
+    Some((s, a, slot))
 }
 
-/// Serve `router` over TLS until the task is dropped.
+/// Serve `router` over TLS with the default API limits until the task is dropped.
 pub async fn serve_tls(
     listener: TcpListener,
     router: Router,
     cfg: Arc<rustls::ServerConfig>,
 ) -> Result<(), CollectorError> {
+    serve_tls_with(listener, router, cfg, ListenerLimits::default()).await
+}
+
+/// Serve `router` over TLS under `limits` until the task is dropped.
+pub async fn serve_tls_with(
+    listener: TcpListener,
+    router: Router,
+    cfg: Arc<rustls::ServerConfig>,
+    limits: ListenerLimits,
+) -> Result<(), CollectorError> {
     let acceptor = TlsAcceptor::from(cfg);
+    let limiter = ConnLimiter::new(limits.name, limits.max_connections);
+    let http = conn::http(&limits);
+    let limits = Arc::new(limits);
     loop {
-        let Some((tcp, addr)) = accept(&listener).await else {
+        let Some((tcp, addr, slot)) = accept(&listener, &limiter, &limits).await else {
             continue;
         };
-        let acceptor = acceptor.clone();
-        let router = router.clone();
+        let (acceptor, router, http, limits) = (
+            acceptor.clone(),
+            router.clone(),
+            http.clone(),
+            limits.clone(),
+        );
         tokio::spawn(async move {
-            let tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
-                Ok(Ok(t)) => t,
-                Ok(Err(e)) => {
-                    tracing::info!(peer = %addr, error = %e, "TLS handshake refused");
-                    return;
-                }
-                Err(_) => {
-                    tracing::info!(peer = %addr, "TLS handshake timed out");
-                    return;
-                }
+            let state = slot.state().clone();
+            let serve = async {
+                let tls = match tokio::time::timeout(limits.handshake_timeout, acceptor.accept(tcp))
+                    .await
+                {
+                    Ok(Ok(t)) => t,
+                    Ok(Err(e)) => {
+                        tracing::info!(peer = %addr, error = %e, "TLS handshake refused");
+                        return;
+                    }
+                    Err(_) => {
+                        tracing::info!(peer = %addr, "TLS handshake timed out");
+                        return;
+                    }
+                };
+                let cert = tls
+                    .get_ref()
+                    .1
+                    .peer_certificates()
+                    .and_then(|c| c.first())
+                    .and_then(|c| CertIdentity::from_der(c));
+                let peer = Peer {
+                    addr: Some(addr),
+                    cert,
+                    lab: false,
+                };
+                conn::serve(tls, &http, router, peer, state.clone(), &limits).await;
             };
-            let cert = tls
-                .get_ref()
-                .1
-                .peer_certificates()
-                .and_then(|c| c.first())
-                .and_then(|c| CertIdentity::from_der(c));
-            let peer = Peer {
-                addr: Some(addr),
-                cert,
-                lab: false,
-            };
-            serve_conn(tls, router, peer).await;
+            tokio::select! {
+                () = state.evicted() => {
+                    tracing::debug!(peer = %addr, "closed: its place went to a newer connection");
+                }
+                () = serve => {}
+            }
+            drop(slot);
         });
     }
 }
 
-/// Serve `router` over plain HTTP. `lab`: the API in lab mode (claims trusted); false for the
-/// boot listener, which needs no identity.
+/// Serve `router` over plain HTTP with the default API limits. `lab`: the API in lab mode
+/// (claims trusted); false for the boot listener, which needs no identity.
 pub async fn serve_plain(
     listener: TcpListener,
     router: Router,
     lab: bool,
 ) -> Result<(), CollectorError> {
+    serve_plain_with(listener, router, lab, ListenerLimits::default()).await
+}
+
+/// Serve `router` over plain HTTP under `limits` (see [`serve_plain`]).
+pub async fn serve_plain_with(
+    listener: TcpListener,
+    router: Router,
+    lab: bool,
+    limits: ListenerLimits,
+) -> Result<(), CollectorError> {
+    let limiter = ConnLimiter::new(limits.name, limits.max_connections);
+    let http = conn::http(&limits);
+    let limits = Arc::new(limits);
     loop {
-        let Some((tcp, addr)) = accept(&listener).await else {
+        let Some((tcp, addr, slot)) = accept(&listener, &limiter, &limits).await else {
             continue;
         };
-        let router = router.clone();
-        tokio::spawn(serve_conn(
-            tcp,
-            router,
-            Peer {
+        let (router, http, limits) = (router.clone(), http.clone(), limits.clone());
+        tokio::spawn(async move {
+            let state = slot.state().clone();
+            let peer = Peer {
                 addr: Some(addr),
                 cert: None,
                 lab,
-            },
-        ));
+            };
+            tokio::select! {
+                () = state.evicted() => {
+                    tracing::debug!(peer = %addr, "closed: its place went to a newer connection");
+                }
+                () = conn::serve(tcp, &http, router, peer, state.clone(), &limits) => {}
+            }
+            drop(slot);
+        });
     }
 }

@@ -15,8 +15,9 @@ pub struct FleetView {
     pub stuck_after_secs: u64,
     pub summary: Summary,
     pub nodes: Vec<NodeView>,
-    /// Discovered MACs that match no inventory node.
-    pub unknown_discovered: Vec<DiscoveredView>,
+    /// Discovered MACs that match no inventory node, as summaries: the facts are behind
+    /// `GET /v1/discovered/{mac}` (a fleet list stays small however many machines report).
+    pub unknown_discovered: Vec<DiscoveredSummary>,
     /// Reports refused because their node_id is not in the inventory.
     pub rejected_unknown_nodes: Vec<RejectedView>,
 }
@@ -80,6 +81,55 @@ pub struct DiscoveredView {
     pub count: u64,
     pub remote: Option<String>,
     pub facts: DiscoverReport,
+}
+
+/// A discovered machine in the fleet list: bounded, whatever its report held.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiscoveredSummary {
+    pub mac: String,
+    pub first_seen: String,
+    pub last_seen: String,
+    pub count: u64,
+    pub remote: Option<String>,
+    /// The machine's own hostname, cut to [`SUMMARY_TEXT`] bytes.
+    pub hostname: Option<String>,
+    pub firmware: Option<String>,
+    /// `<model> ×<logical CPUs>`, cut to [`SUMMARY_TEXT`] bytes.
+    pub cpu: String,
+    pub memory_bytes: u64,
+    pub nics: usize,
+    pub disks: usize,
+    /// The largest disk, in bytes.
+    pub largest_disk_bytes: u64,
+}
+
+/// Longest text of a summary field, in bytes.
+pub const SUMMARY_TEXT: usize = 96;
+
+fn cut(s: &str) -> String {
+    let mut end = s.len().min(SUMMARY_TEXT);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_string()
+}
+
+pub fn discovered_summary(mac: &str, d: &Discovered) -> DiscoveredSummary {
+    let f = &d.report;
+    DiscoveredSummary {
+        mac: mac.to_string(),
+        first_seen: format_ms(d.first_ms),
+        last_seen: format_ms(d.last_ms),
+        count: d.count,
+        remote: d.remote.clone(),
+        hostname: f.hostname.as_deref().map(cut),
+        firmware: f.firmware.as_deref().map(cut),
+        cpu: cut(&format!("{} ×{}", f.cpu.model, f.cpu.logical_cpus)),
+        memory_bytes: f.memory_bytes,
+        nics: f.nics.len(),
+        disks: f.disks.len(),
+        largest_disk_bytes: f.disks.iter().map(|d| d.size_bytes).max().unwrap_or(0),
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -187,7 +237,7 @@ pub fn fleet_view(inv: &Inventory, fleet: &Fleet, now_ms: i64, stuck_after_ms: i
             .discovered
             .iter()
             .filter(|(mac, _)| !known.contains(mac.as_str()))
-            .map(|(mac, d)| discovered_view(mac, d))
+            .map(|(mac, d)| discovered_summary(mac, d))
             .collect(),
         rejected_unknown_nodes: fleet
             .rejected

@@ -114,6 +114,7 @@ fn report(h: &str, k: u64) -> Report {
         Phase::Joined,
     ];
     Report {
+        installation: None,
         node_id: h.to_string(),
         service: "chainfire".into(),
         phase: PHASES[(k % 8) as usize],

@@ -36,6 +36,10 @@ pub enum Error {
     Pki(#[from] plasma_pki::PkiError),
     #[error("{0}")]
     Internal(String),
+    /// The collector's database is damaged (exit 74); the message names the file and the
+    /// recovery steps.
+    #[error("{0}")]
+    Store(String),
     /// The collector was unreachable or answered with an error.
     #[error("{0}")]
     Unavailable(String),
@@ -82,7 +86,7 @@ impl Error {
         match self {
             Error::Invalid(_) | Error::Usage(_) => EXIT_INVALID,
             Error::Pki(e) if e.is_user_error() => EXIT_INVALID,
-            Error::Output(_) | Error::Io { .. } => EXIT_IO,
+            Error::Output(_) | Error::Io { .. } | Error::Store(_) => EXIT_IO,
             Error::Unavailable(_) => EXIT_UNAVAILABLE,
             Error::Render(_) | Error::Pki(_) | Error::Internal(_) => EXIT_INTERNAL,
         }

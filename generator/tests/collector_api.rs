@@ -10,7 +10,7 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use plasma_wire::Phase;
 use plasmagen::collector::auth::{CertIdentity, Peer};
-use plasmagen::collector::view::{FleetView, NodeView};
+use plasmagen::collector::view::{DiscoveredView, FleetView, NodeView};
 use plasmagen::collector::{self, AppState, Config};
 use plasmagen::render::pxe;
 use serde_json::{Value, json};
@@ -90,8 +90,9 @@ async fn post_json(
     (st, serde_json::from_slice(&b).unwrap_or(Value::Null))
 }
 
+/// A fleet read, as the operator (reads need the viewer or operator certificate).
 async fn get_json<T: serde::de::DeserializeOwned>(s: &AppState, uri: &str) -> T {
-    let (st, b) = call(s, "GET", uri, None, None, Body::empty()).await;
+    let (st, b) = call(s, "GET", uri, Some(operator_peer()), None, Body::empty()).await;
     assert_eq!(st, StatusCode::OK, "{uri}: {}", String::from_utf8_lossy(&b));
     serde_json::from_slice(&b).unwrap()
 }
@@ -414,8 +415,111 @@ async fn phases_history_and_joined_state() {
     .await;
     let n1: NodeView = get_json(&s, "/v1/nodes/node01").await;
     assert_eq!(n1.state.as_str(), "joined");
-    let (st, _) = call(&s, "GET", "/v1/nodes/nope", None, None, Body::empty()).await;
+    let (st, _) = call(
+        &s,
+        "GET",
+        "/v1/nodes/nope",
+        Some(operator_peer()),
+        None,
+        Body::empty(),
+    )
+    .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
+}
+
+fn viewer_peer() -> Peer {
+    Peer {
+        addr: Some("10.0.100.200:40000".parse().unwrap()),
+        cert: Some(CertIdentity {
+            common_name: "viewer".into(),
+            dns_names: vec![],
+        }),
+        lab: false,
+    }
+}
+
+/// Reads that show the inventory need the viewer or operator certificate: anyone else on the
+/// provisioning network gets 401 (no certificate) or 403 (a node's), as JSON; the viewer may
+/// not act. `--public-dashboard` (and the lab listener) keep the old behaviour.
+#[tokio::test]
+async fn fleet_reads_need_the_viewer_or_operator_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(runbook(), dir.path(), Config::default());
+    let reads = ["/v1/nodes", "/v1/nodes/node01", "/v1/events"];
+    for uri in reads {
+        let (st, b) = call(&s, "GET", uri, None, None, Body::empty()).await;
+        assert_eq!(st, StatusCode::UNAUTHORIZED, "{uri}");
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        assert!(v["message"].as_str().unwrap().contains("viewer"), "{v}");
+        let (st, b) = call(
+            &s,
+            "GET",
+            uri,
+            Some(node_peer("node01")),
+            None,
+            Body::empty(),
+        )
+        .await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{uri}");
+        let v: Value = serde_json::from_slice(&b).unwrap();
+        assert_eq!(v["error"], "not_viewer", "{v}");
+    }
+    // Bodies of an event stream never end: only the status of those two is read.
+    for peer in [viewer_peer(), operator_peer()] {
+        for uri in ["/v1/nodes", "/v1/nodes/node01"] {
+            let (st, _) = call(&s, "GET", uri, Some(peer.clone()), None, Body::empty()).await;
+            assert_eq!(st, StatusCode::OK, "{uri} as {:?}", peer.cert);
+        }
+        let resp = s_app(&s)
+            .oneshot(get_as("/v1/events", peer.clone()))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+    }
+    // The viewer reads, never acts.
+    let (st, _) = call(
+        &s,
+        "POST",
+        "/v1/nodes/node01/installed",
+        Some(viewer_peer()),
+        None,
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    // Health stays public: monitoring has no certificate.
+    let (st, _) = call(&s, "GET", "/health", None, None, Body::empty()).await;
+    assert_eq!(st, StatusCode::OK);
+
+    let public = Config {
+        public_dashboard: true,
+        ..Config::default()
+    };
+    let dir2 = tempfile::tempdir().unwrap();
+    let s2 = state(runbook(), dir2.path(), public);
+    let (st, _) = call(&s2, "GET", "/v1/nodes", None, None, Body::empty()).await;
+    assert_eq!(st, StatusCode::OK, "--public-dashboard");
+    let lab = Peer {
+        addr: Some("10.0.100.99:40000".parse().unwrap()),
+        cert: None,
+        lab: true,
+    };
+    let (st, _) = call(&s, "GET", "/v1/nodes", Some(lab), None, Body::empty()).await;
+    assert_eq!(st, StatusCode::OK, "lab listener");
+}
+
+fn s_app(s: &AppState) -> axum::Router {
+    collector::app(s.clone())
+}
+
+fn get_as(uri: &str, peer: Peer) -> Request<Body> {
+    let mut req = Request::builder()
+        .method("GET")
+        .uri(uri)
+        .body(Body::empty())
+        .unwrap();
+    req.extensions_mut().insert(peer);
+    req
 }
 
 #[tokio::test]
@@ -654,10 +758,37 @@ async fn discovery_is_stored_unverified_and_never_changes_a_node() {
     assert_eq!(v["inventory_node"], "node01");
     let fleet: FleetView = get_json(&s, "/v1/nodes").await;
     assert_eq!(fleet.unknown_discovered.len(), 1);
-    assert_eq!(fleet.unknown_discovered[0].mac, "aa:bb:cc:00:00:01");
+    // The fleet list holds a summary; the facts are behind /v1/discovered/{mac}.
+    let summary = &fleet.unknown_discovered[0];
+    assert_eq!(summary.mac, "aa:bb:cc:00:00:01");
+    assert_eq!(summary.largest_disk_bytes, 960197124096);
+    let listed = serde_json::to_value(&fleet.unknown_discovered).unwrap();
+    assert!(listed[0].get("facts").is_none(), "{listed}");
+    let one: DiscoveredView = get_json(&s, "/v1/discovered/AA-BB-CC-00-00-01").await;
+    assert_eq!(one.facts.disks[0].size_bytes, 960197124096);
+    let (st, _) = call(
+        &s,
+        "GET",
+        "/v1/discovered/aa:bb:cc:00:00:99",
+        Some(operator_peer()),
+        None,
+        Body::empty(),
+    )
+    .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = call(
+        &s,
+        "GET",
+        "/v1/discovered/aa:bb:cc:00:00:01",
+        None,
+        None,
+        Body::empty(),
+    )
+    .await;
     assert_eq!(
-        fleet.unknown_discovered[0].facts.disks[0].size_bytes,
-        960197124096
+        st,
+        StatusCode::UNAUTHORIZED,
+        "facts need the viewer certificate"
     );
     let n1: NodeView = get_json(&s, "/v1/nodes/node01").await;
     assert_eq!(
@@ -801,6 +932,16 @@ async fn discovered_macs_are_capped() {
         (st, v["error"].as_str()),
         (StatusCode::INSUFFICIENT_STORAGE, Some("discover_full"))
     );
+    // An inventory node's MAC is accepted however full the table is.
+    let (st, v) = post_json(
+        &s,
+        "/v1/discover",
+        None,
+        &discover_json("52:54:00:12:34:56"),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "inventory MAC refused: {v}");
+    assert_eq!(v["inventory_node"], "node01");
     // A MAC already stored may still update its facts.
     assert_eq!(
         post_json(
@@ -822,6 +963,23 @@ async fn discovered_macs_are_capped() {
             .collect::<Vec<_>>(),
         [2, 1]
     );
+    // Stored facts are bounded: 64 disks with 500-byte models pass every per-field limit and
+    // still exceed 16 KiB.
+    let mut big = discover_json("aa:bb:cc:00:00:01");
+    big["disks"] = json!(
+        (0..64)
+            .map(
+                |i| json!({"name": format!("sd{i}"), "size_bytes": 1u64 << 40, "by_id": [],
+                        "model": "m".repeat(500)})
+            )
+            .collect::<Vec<_>>()
+    );
+    let (st, v) = post_json(&s, "/v1/discover", None, &big).await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (StatusCode::PAYLOAD_TOO_LARGE, Some("facts_too_large")),
+        "{v}"
+    );
 }
 
 #[tokio::test]
@@ -830,10 +988,9 @@ async fn health_answers_only_when_the_database_does() {
     let s = state(runbook(), dir.path(), Config::default());
     let (st, b) = call(&s, "GET", "/health", None, None, Body::empty()).await;
     assert_eq!(st, StatusCode::OK);
-    assert_eq!(
-        serde_json::from_slice::<Value>(&b).unwrap(),
-        json!({"status": "healthy"})
-    );
+    let v = serde_json::from_slice::<Value>(&b).unwrap();
+    assert_eq!(v["status"], "healthy", "{v}");
+    assert_eq!(v["store"]["state"], "ok", "{v}");
     std::fs::remove_file(dir.path().join("collector.db")).unwrap();
     let (st, b) = call(&s, "GET", "/health", None, None, Body::empty()).await;
     assert_eq!(st, StatusCode::SERVICE_UNAVAILABLE);
@@ -916,4 +1073,164 @@ async fn provisioning_steps_are_operator_only_bounded_and_shown_as_the_last_mess
     assert_eq!(history[0].actor.as_deref(), Some("operator"));
     // A step is no installation: the node still netboots.
     assert!(!node.installed);
+}
+
+/// Malformed paths and queries get the documented JSON error, not axum's text/plain, on the
+/// API and on the boot listener.
+#[tokio::test]
+async fn malformed_paths_and_queries_get_json_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = state(runbook(), dir.path(), Config::default());
+    for (uri, code) in [
+        ("/v1/nodes/%FF%FE", "bad_path"),
+        ("/v1/nodes/node01?limit=-1", "bad_query"),
+        ("/v1/nodes/node01?limit=x", "bad_query"),
+        ("/v1/nodes/%FF%FE/installed", "bad_path"),
+    ] {
+        let method = if uri.ends_with("installed") {
+            "POST"
+        } else {
+            "GET"
+        };
+        let (st, b) = call(&s, method, uri, Some(operator_peer()), None, Body::empty()).await;
+        assert_eq!(
+            st,
+            StatusCode::BAD_REQUEST,
+            "{uri}: {}",
+            String::from_utf8_lossy(&b)
+        );
+        let v: Value = serde_json::from_slice(&b)
+            .unwrap_or_else(|_| panic!("{uri}: not JSON: {}", String::from_utf8_lossy(&b)));
+        assert_eq!(v["error"], code, "{uri}: {v}");
+    }
+    let resp = collector::boot_app(s.clone())
+        .oneshot(
+            Request::get("/boot/%ff%fe.ipxe")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(
+        resp.headers()["content-type"].to_str().unwrap(),
+        "application/json"
+    );
+}
+
+fn report_from(node: &str, phase: Phase, installation: &str) -> Value {
+    let mut v = report_json(node, "system", phase);
+    v["installation"] = json!(installation);
+    v
+}
+
+/// Issue 14, finding 3: after `reprovision`, the old system's join unit (restart-looping, the
+/// reason for the reprovision) keeps sending `booted`; those reports are stored and shown but
+/// no longer mark the node installed, also after a restart of the collector. Only a report of
+/// another installation (a fresh system's machine id) does.
+#[tokio::test]
+async fn a_reprovision_sticks_until_a_new_installation_reports() {
+    let dir = tempfile::tempdir().unwrap();
+    let inv = runbook();
+    let n1 = inv.node("node01").unwrap().clone();
+    let netboot = pxe::netboot_script(&inv, &n1).unwrap();
+    let old = "0123456789abcdef0123456789abcdef";
+    let new = "fedcba9876543210fedcba9876543210";
+    let node01 = || Some(node_peer("node01"));
+    let view = |s: AppState| async move { get_json::<NodeView>(&s, "/v1/nodes/node01").await };
+    {
+        let s = state(inv.clone(), dir.path(), Config::default());
+        let (st, v) = post_json(
+            &s,
+            "/v1/reports",
+            node01(),
+            &report_from("node01", Phase::Booted, old),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        assert!(view(s.clone()).await.installed);
+        let (st, _) = post_json(
+            &s,
+            "/v1/nodes/node01/reprovision",
+            Some(operator_peer()),
+            &json!({}),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        // The old system keeps reporting: stored, shown, nothing changes.
+        for phase in [Phase::Booted, Phase::Joined] {
+            let (st, v) = post_json(
+                &s,
+                "/v1/reports",
+                node01(),
+                &report_from("node01", phase, old),
+            )
+            .await;
+            assert_eq!(st, StatusCode::OK, "{v}");
+        }
+        let n = view(s.clone()).await;
+        assert!(
+            !n.installed,
+            "the old installation marked the node installed: {n:?}"
+        );
+        assert!(
+            n.last_message
+                .as_deref()
+                .unwrap_or("")
+                .starts_with("ignored"),
+            "{n:?}"
+        );
+        // report, reprovision, and the two ignored reports, each with its installation.
+        let h = n.history.as_ref().unwrap();
+        assert_eq!(h.len(), 4, "old reports are stored: {h:?}");
+        assert_eq!(h[3].kind, "report");
+        assert_eq!(h[3].actor.as_deref(), Some(old));
+        assert_eq!(
+            boot(&s, "52-54-00-12-34-56.ipxe").await.1,
+            netboot,
+            "reinstalls"
+        );
+    }
+    // After a restart the history replays to the same answer.
+    {
+        let s = state(inv.clone(), dir.path(), Config::default());
+        assert!(
+            !view(s.clone()).await.installed,
+            "replay forgot the reprovision"
+        );
+        let (st, _) = post_json(
+            &s,
+            "/v1/reports",
+            node01(),
+            &report_from("node01", Phase::Booted, old),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        assert!(!view(s.clone()).await.installed);
+        // The new installation's first report counts.
+        let (st, _) = post_json(
+            &s,
+            "/v1/reports",
+            node01(),
+            &report_from("node01", Phase::Booted, new),
+        )
+        .await;
+        assert_eq!(st, StatusCode::OK);
+        let n = view(s.clone()).await;
+        assert!(n.installed, "{n:?}");
+        assert_ne!(boot(&s, "52-54-00-12-34-56.ipxe").await.1, netboot);
+    }
+    // An installation id that is not 32 hex digits is refused.
+    let s = state(inv, dir.path(), Config::default());
+    let (st, v) = post_json(
+        &s,
+        "/v1/reports",
+        node01(),
+        &report_from("node01", Phase::Booted, "XYZ"),
+    )
+    .await;
+    assert_eq!(
+        (st, v["error"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("invalid_report"))
+    );
 }

@@ -29,7 +29,13 @@ async fn dashboard_shows_the_fleet_and_updates_live() {
     let dir = tempfile::tempdir().unwrap();
     let inv = runbook();
     let secrets = secrets_for(&inv, dir.path());
-    let s = state(inv.clone(), dir.path(), Config::default());
+    // The browser has no client certificate: this collector shows the fleet to anyone
+    // (`--public-dashboard`); the one without the flag is opened at the end.
+    let public = Config {
+        public_dashboard: true,
+        ..Config::default()
+    };
+    let s = state(inv.clone(), dir.path(), public);
     // Some history before the page opens.
     for (n, svc, p) in [
         ("node01", "chainfire", Phase::Bootstrapped),
@@ -177,18 +183,37 @@ async fn dashboard_shows_the_fleet_and_updates_live() {
     .await
     .unwrap();
     assert_eq!(rejected, json!("node99|still-here"));
-    let mut b = b;
-
-    let shot = tokio::task::spawn_blocking(move || {
+    let (b, shot) = with(b, |b| {
         let r = b.call("Page.captureScreenshot", json!({"format": "png"}));
         base64_decode(r["data"].as_str().unwrap())
     })
-    .await
-    .unwrap();
+    .await;
     assert!(shot.starts_with(b"\x89PNG"), "screenshot is a PNG");
     let path = target_dir().join("dashboard.png");
     std::fs::write(&path, shot).unwrap();
     eprintln!("dashboard screenshot: {}", path.display());
+
+    // Without --public-dashboard the browser, which has no viewer certificate, sees no fleet
+    // and is told how to get one.
+    let dir2 = tempfile::tempdir().unwrap();
+    let private = state(inv.clone(), dir2.path(), Config::default());
+    let base2 = serve_tls(private, &secrets).await;
+    let (_b, shown) = with(b, move |b| {
+        b.open(&format!("{base2}/"));
+        b.wait_for(
+            "the certificate message",
+            "document.getElementById('error').textContent + '|' + \
+             document.querySelectorAll('#nodes tbody tr').length",
+            |v| v.as_str().is_some_and(|s| s.contains("viewer")),
+        )
+    })
+    .await;
+    let shown = shown.as_str().unwrap().to_string();
+    assert!(shown.contains("PKCS#12"), "{shown}");
+    assert!(
+        shown.ends_with("|0"),
+        "fleet rows shown without a certificate: {shown}"
+    );
 }
 
 /// Runs `f` with the browser on a blocking thread (the collector serves on the runtime's).

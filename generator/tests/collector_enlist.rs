@@ -103,7 +103,7 @@ async fn enlist(s: &AppState, mac: &str, who: Option<Peer>, body: Value) -> (Sta
 }
 
 async fn fleet(s: &AppState) -> FleetView {
-    let (st, b) = call(s, "GET", "/v1/nodes", None, None).await;
+    let (st, b) = call(s, "GET", "/v1/nodes", Some(operator()), None).await;
     assert_eq!(st, StatusCode::OK);
     serde_json::from_value(b).unwrap()
 }
@@ -177,7 +177,7 @@ async fn the_operator_enlists_a_discovered_machine_and_the_fleet_shows_it() {
         "{n6:?}"
     );
     assert!(after.unknown_discovered.is_empty());
-    let (st, b) = call(&s, "GET", "/v1/nodes/node06", None, None).await;
+    let (st, b) = call(&s, "GET", "/v1/nodes/node06", Some(operator()), None).await;
     assert_eq!(st, StatusCode::OK);
     let view: NodeView = serde_json::from_value(b).unwrap();
     let history = view.history.unwrap();
@@ -258,7 +258,7 @@ async fn only_the_operator_enlists_as_for_mark_installed() {
     let (st, b) = enlist(&s, MAC, Some(lab), body).await;
     assert_eq!(st, StatusCode::OK, "{b}");
     assert_ne!(read(&path), original);
-    let (st, b) = call(&s, "GET", "/v1/nodes/node06", None, None).await;
+    let (st, b) = call(&s, "GET", "/v1/nodes/node06", Some(operator()), None).await;
     assert_eq!(st, StatusCode::OK);
     assert_eq!(b["history"][0]["actor"], "lab:127.0.0.1:5000");
 }

@@ -52,12 +52,25 @@ fn each_wrapper_runs_its_subcommand_on_its_own_output_directory() {
             fs::metadata(&path).unwrap().permissions().mode() & 0o111,
             0o111
         );
-        let o = Command::new(&path)
-            .current_dir("/")
-            .env("PLASMAGEN", &recorder)
-            .args(["node 01", "--dry-run", "--", "--debug"])
-            .output()
-            .unwrap();
+        // The recorder was just written: a test thread forking at that moment holds its write
+        // descriptor until its exec, and exec then fails with ETXTBSY ("Text file busy").
+        // Retried, as that window closes by itself.
+        let run = || {
+            Command::new(&path)
+                .current_dir("/")
+                .env("PLASMAGEN", &recorder)
+                .args(["node 01", "--dry-run", "--", "--debug"])
+                .output()
+                .unwrap()
+        };
+        let mut o = run();
+        for _ in 0..20 {
+            if !String::from_utf8_lossy(&o.stderr).contains("Text file busy") {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            o = run();
+        }
         assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
         let argv: Vec<String> = String::from_utf8(o.stdout)
             .unwrap()

@@ -428,6 +428,11 @@ in
             StateDirectoryMode = "0750";
             Restart = "on-failure";
             RestartSec = "5s";
+            # Every connection is a file: soft = hard = 524288, systemd's own default hard limit
+            # (systemd.exec(5) advises against lowering it), whatever the host's
+            # DefaultLimitNOFILE. The collector raises its soft limit to the hard one itself;
+            # its connection caps (512 API + 256 boot) fit far below.
+            LimitNOFILE = 524288;
             NoNewPrivileges = true;
             ProtectSystem = "strict";
             ProtectHome = true;

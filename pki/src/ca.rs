@@ -262,6 +262,18 @@ impl LeafSpec {
         }
     }
 
+    /// Read-only viewer client certificate (the dashboard and fleet reads of the collector):
+    /// CN "viewer", no SANs, EKU clientAuth only.
+    pub fn viewer(validity_days: u32) -> LeafSpec {
+        LeafSpec {
+            common_name: "viewer".into(),
+            dns_names: Vec::new(),
+            ip_addresses: Vec::new(),
+            usage: LeafUsage::Client,
+            validity_days,
+        }
+    }
+
     /// The SANs as strings (DNS names lower-cased, IPs in canonical form), sorted: what the
     /// store compares against an existing certificate.
     pub fn san_strings(&self) -> Vec<String> {

@@ -252,7 +252,7 @@ fn certificates_are_renewed_within_renew_before_and_not_earlier() {
     // 340 days later: 25 days left: every leaf, and only the leaves (not the CA).
     let t1 = t0 + Duration::days(340);
     let planned = plan(&s, &input(), t1).unwrap();
-    assert_eq!(planned.len(), 5, "{planned:?}");
+    assert_eq!(planned.len(), 6, "{planned:?}");
     for a in &planned {
         match a {
             SecretAction::IssueCert {
@@ -582,6 +582,7 @@ fn actions_from_json(line: &str) -> Vec<SecretAction> {
                 let leaf = match a["leaf"]["kind"].as_str().unwrap() {
                     "node" => node(a["leaf"]["name"].as_str().unwrap()),
                     "pxe-server" => LeafId::PxeServer,
+                    "viewer" => LeafId::Viewer,
                     _ => LeafId::Operator,
                 };
                 Some(SecretAction::NewKey { leaf })
@@ -605,7 +606,7 @@ fn check_single_writer(s: &Path, input: &StoreInput, results: &[Vec<SecretAction
         .count();
     assert_eq!(
         new_keys,
-        input.nodes.len() + 2,
+        input.nodes.len() + 3,
         "one key per leaf, never two"
     );
     for r in results
@@ -700,7 +701,7 @@ fn rotate_all_and_errors() {
         .map(|h| read(node_key(&s, h)))
         .collect();
     let actions = rotate(&s, &input(), Rotate::All, now()).unwrap();
-    assert_eq!(actions.len(), 5, "{actions:?}");
+    assert_eq!(actions.len(), 6, "{actions:?}");
     assert!(
         actions
             .iter()
@@ -737,7 +738,7 @@ fn list_shows_every_certificate_with_expiry_and_verification() {
     let t = now();
     apply(&s, &input(), t).unwrap();
     let listed = list_at(&s, t).unwrap();
-    assert_eq!(listed.len(), 6, "{listed:?}");
+    assert_eq!(listed.len(), 7, "{listed:?}");
     assert!(listed[0].is_ca && listed[0].leaf.is_none());
     assert_eq!(listed[0].subject, "prod-cluster CA");
     assert_eq!(listed[0].days_left, 3650);

@@ -91,12 +91,18 @@ impl Run {
 }
 
 pub async fn run(cmd: Command) -> Run {
+    run_as(cmd, None).await
+}
+
+/// [`run`] as the installation `installation` (the id its reports carry).
+pub async fn run_as(cmd: Command, installation: Option<String>) -> Run {
     let log = LogContext::new();
     let buf = MemorySink::default();
     let sub = logging::subscriber(log.clone(), Box::new(buf.clone()), tracing::Level::DEBUG);
     let env = Env {
         log,
         notify: Notifier::disabled(),
+        installation,
     };
     let start = Instant::now();
     // Per-future subscriber: several agents may run concurrently on one test thread.
@@ -128,6 +134,20 @@ pub async fn join(config: &Path, service: &str, state_dir: &Path) -> Run {
         state_dir: state_dir.to_owned(),
         insecure: false,
     }))
+    .await
+}
+
+/// [`join`] as the installation `installation` (the id each report carries).
+pub async fn join_as(config: &Path, service: &str, state_dir: &Path, installation: &str) -> Run {
+    run_as(
+        Command::Join(JoinArgs {
+            config: config.to_owned(),
+            service: service.to_owned(),
+            state_dir: state_dir.to_owned(),
+            insecure: false,
+        }),
+        Some(installation.to_owned()),
+    )
     .await
 }
 

@@ -243,3 +243,27 @@ async fn bad_config_exits_2_naming_the_field() {
     assert!(missing.line("Configuration file not found").is_some());
     assert!(!state.exists(), "nothing written for a bad config");
 }
+
+/// Every report names the installation that sent it (a keyed hash of /etc/machine-id, see
+/// agent/src/installation.rs): the collector tells a reprovisioned node's old system from the
+/// new one by it.
+#[tokio::test(start_paused = true)]
+async fn every_report_names_its_installation() {
+    let sim = Sim::start(SimOptions::default()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let sink = ReportSink::start(sim.pki.as_ref().map(|p| p.server_config())).await;
+    let cfg = agent::write_config(dir.path(), &node04_config(&sim, &sink.url).await);
+    let id =
+        plasma_agent::installation::from_machine_id("4c4c4544004a3510804bb4c04f4e3333").unwrap();
+    let run = agent::join_as(&cfg, "chainfire", &dir.path().join("s"), &id).await;
+    assert!(
+        matches!(run.result, Ok(Outcome::Joined)),
+        "{:?}",
+        run.result
+    );
+    let reports = sink.reports();
+    assert_eq!(reports.len(), ALL_JOIN_PHASES.len());
+    for r in &reports {
+        assert_eq!(r.installation.as_deref(), Some(id.as_str()), "{r:?}");
+    }
+}

@@ -111,6 +111,25 @@ pub struct Report {
     pub status: ReportStatus,
     pub message: String,
     pub at: String,
+    /// Which installation of the node sent it: a keyed hash of the installed system's
+    /// `/etc/machine-id` (never the id itself, machine-id(5)), 32 lowercase hex digits. After a
+    /// reprovision the collector ignores reports of the installation being replaced. Absent in
+    /// reports of older agents.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub installation: Option<String>,
+}
+
+impl Report {
+    /// Length of [`Report::installation`].
+    pub const INSTALLATION_LEN: usize = 32;
+
+    /// Whether `id` has the shape of an installation id.
+    pub fn installation_ok(id: &str) -> bool {
+        id.len() == Self::INSTALLATION_LEN
+            && id
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    }
 }
 
 /// A provisioning step the operator's tools report for a node

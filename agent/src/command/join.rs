@@ -178,5 +178,6 @@ fn progress(
         reporter: collector.map(|c| Reporter::new(http, &c, &args.state_dir, &plan.service)),
         node_id: cfg.node_id.clone(),
         service: plan.service.clone(),
+        installation: env.installation.clone(),
     }
 }

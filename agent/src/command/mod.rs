@@ -25,6 +25,8 @@ pub enum Command {
 pub struct Env {
     pub log: LogContext,
     pub notify: crate::notify::Notifier,
+    /// The running installation's id ([`crate::installation`]), sent with every report.
+    pub installation: Option<String>,
 }
 
 pub async fn run(cmd: &Command, env: &Env) -> Result<Outcome, AgentError> {

@@ -69,6 +69,7 @@ pub async fn run(args: &WaitHealthyArgs, env: &Env) -> Result<Outcome, AgentErro
         reporter,
         node_id: cfg.node_id.clone(),
         service: args.service.clone(),
+        installation: env.installation.clone(),
     };
     let svc = &args.service;
     let msg = format!("Waiting for local {svc} service...");

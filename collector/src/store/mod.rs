@@ -5,12 +5,15 @@
 //! up meanwhile (up to [`MAX_BATCH`]), commits it in one transaction (WAL, `synchronous=FULL`:
 //! one fsync per batch), applies it to the in-memory [`Fleet`], and only then answers each
 //! request. So a 2xx means "on disk", and concurrent reports share the fsync.
+//!
+//! Damage is seen, not served: [`open`] checks the file before anything else ([`integrity`]),
+//! rows carry checksums ([`checksum`]), the `<db>.ack` sidecar ([`ack`]) notices a lost WAL
+//! tail, and [`recover()`] salvages what is readable into a new file.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
-use plasma_wire::discover::DiscoverReport;
-use plasma_wire::{Phase, Report, ReportStatus};
+use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, params};
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -18,8 +21,18 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::error::{CollectorError, StoreError};
 use super::fleet::Fleet;
 
+pub mod ack;
+pub mod checksum;
+pub mod integrity;
+mod recover;
+mod replay;
+mod salvage;
 mod write;
-use write::{Job, writer};
+pub use integrity::StoreStatus;
+pub use recover::{Recovery, TableRecovery, recover};
+/// For tools and tests that inspect a collector database.
+pub use rusqlite;
+use write::{Job, Writer, writer};
 pub use write::{WriteOp, provision_message};
 
 /// Largest group commit.
@@ -51,6 +64,20 @@ const MIGRATIONS: &[&str] = &[
         last_ms INTEGER NOT NULL,
         count INTEGER NOT NULL
     );",
+    // 2: row checksums (NULL for older rows: not verified) and the store's counters, which
+    // the writer updates in every commit (see integrity.rs).
+    "ALTER TABLE history ADD COLUMN crc INTEGER;
+    ALTER TABLE discovered ADD COLUMN crc INTEGER;
+    CREATE TABLE store_meta (
+        id INTEGER PRIMARY KEY CHECK (id = 1),
+        store_id INTEGER NOT NULL,
+        acked INTEGER NOT NULL,
+        history INTEGER NOT NULL,
+        discovered INTEGER NOT NULL,
+        crc INTEGER NOT NULL
+    );
+    INSERT INTO store_meta (id, store_id, acked, history, discovered, crc)
+    VALUES (1, random(), 0, (SELECT count(*) FROM history), (SELECT count(*) FROM discovered), 0);",
 ];
 
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -81,6 +108,7 @@ pub struct Store {
     tx: mpsc::Sender<Job>,
     reader: Arc<Mutex<Connection>>,
     path: PathBuf,
+    health: Arc<integrity::Health>,
 }
 
 fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> CollectorError + '_ {
@@ -90,28 +118,46 @@ fn db_err(path: &Path) -> impl Fn(rusqlite::Error) -> CollectorError + '_ {
     }
 }
 
-/// Open (creating and migrating) the database, rebuild `fleet` from it, start the writer.
-/// Must be called inside a tokio runtime.
+/// Open (creating and migrating) the database, check it, rebuild `fleet` from it, start the
+/// writer. A damaged database is refused ([`CollectorError::Corrupt`]). Must be called inside
+/// a tokio runtime.
 pub fn open(
     path: &Path,
     fleet: Arc<RwLock<Fleet>>,
     changed: watch::Sender<u64>,
 ) -> Result<Store, CollectorError> {
+    let started = std::time::Instant::now();
     let err = db_err(path);
-    let mut conn = Connection::open(path).map_err(&err)?;
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .map_err(&err)?;
-    // FULL: the WAL is fsynced at every commit, so an acknowledged report survives power loss,
-    // not only a killed process.
-    conn.pragma_update(None, "synchronous", "FULL")
-        .map_err(&err)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(&err)?;
-    migrate(&mut conn, path)?;
-    {
+    let checked = {
         let mut f = fleet.write().unwrap_or_else(|e| e.into_inner());
-        replay(&conn, &mut f).map_err(&err)?;
-    }
+        open_checked(path, &mut f)?
+    };
+    let Checked {
+        conn,
+        check,
+        meta,
+        replayed,
+    } = checked;
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false)
+        .map_err(&err)?;
+    let ack_file = ack::AckFile::start(path, &meta).map_err(|source| CollectorError::File {
+        path: ack::path_of(path),
+        source,
+    })?;
+    tracing::info!(
+        db = %path.display(),
+        check = check.check,
+        bytes = check.bytes,
+        check_ms = check.ms,
+        total_ms = started.elapsed().as_millis() as u64,
+        rows = replayed.history,
+        "store checked"
+    );
+    let health = Arc::new(integrity::Health::new(
+        check.check,
+        now_ms(),
+        replayed.reports,
+    ));
     let reader = Connection::open_with_flags(
         path,
         OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -121,19 +167,89 @@ pub fn open(
         .busy_timeout(std::time::Duration::from_secs(5))
         .map_err(&err)?;
     let (tx, rx) = mpsc::channel(QUEUE);
+    let w = Writer {
+        counters: meta,
+        next_id: replayed.max_id + 1,
+        ack: ack_file,
+        ack_failing: false,
+        health: health.clone(),
+        fleet,
+        changed,
+    };
     std::thread::Builder::new()
         .name("collector-db-writer".into())
-        .spawn(move || writer(conn, rx, fleet, changed))
+        .spawn(move || writer(conn, rx, w))
         .map_err(|e| CollectorError::Config(format!("cannot start the database writer: {e}")))?;
     Ok(Store {
         tx,
         reader: Arc::new(Mutex::new(reader)),
         path: path.to_path_buf(),
+        health,
     })
 }
 
-fn migrate(conn: &mut Connection, path: &Path) -> Result<(), CollectorError> {
+/// A database that passed every start-up check (its connection still refuses to checkpoint
+/// on close).
+struct Checked {
+    conn: Connection,
+    check: integrity::Checked,
+    meta: checksum::Counters,
+    replayed: replay::Replayed,
+}
+
+/// The start-up sequence up to a verified replay into `fleet` (integrity.rs lists the checks).
+/// Nothing is written to a database that has checksums before they all pass.
+fn open_checked(path: &Path, fleet: &mut Fleet) -> Result<Checked, CollectorError> {
     let err = db_err(path);
+    let ack = ack::read(path);
+    if let (false, Ok(Some(a))) = (path.exists(), &ack)
+        && a.acked > 0
+    {
+        return Err(integrity::corrupt(
+            path,
+            format!(
+                "the database file is gone but {} records {} acknowledged writes ({} history rows)",
+                ack::path_of(path).display(),
+                a.acked,
+                a.history
+            ),
+        ));
+    }
+    let mut conn = Connection::open(path).map_err(&err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(&err)?;
+    // A refused store stays as found: closing must not fold (what is left of) the WAL into it.
+    conn.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)
+        .map_err(&err)?;
+    let setup = integrity::classify(path, "opening the database");
+    conn.pragma_update(None, "journal_mode", "WAL")
+        .map_err(&setup)?;
+    // FULL: the WAL is fsynced at every commit, so an acknowledged report survives power loss,
+    // not only a killed process.
+    conn.pragma_update(None, "synchronous", "FULL")
+        .map_err(&setup)?;
+    let check = integrity::structure(&conn, path)?;
+    migrate(&mut conn, path)?;
+    let meta = integrity::read_meta(&conn, path)?;
+    let warning = integrity::compare_ack(path, &meta, ack)?;
+    let replayed = replay::replay(&conn, fleet, &meta).map_err(|e| match e {
+        replay::ReplayError::Sqlite(e) => integrity::classify(path, "reading the history")(e),
+        replay::ReplayError::Damaged(what) => integrity::corrupt(path, what),
+    })?;
+    if let Some(w) = warning {
+        tracing::warn!(db = %path.display(), "{w}");
+    }
+    Ok(Checked {
+        conn,
+        check,
+        meta,
+        replayed,
+    })
+}
+
+/// Bring the schema to [`SCHEMA_VERSION`] (each step one transaction).
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), CollectorError> {
+    let err = integrity::classify(path, "migrating the schema");
     let found: i64 = conn
         .pragma_query_value(None, "user_version", |r| r.get(0))
         .map_err(&err)?;
@@ -147,73 +263,29 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), CollectorError> {
     for (i, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
         let tx = conn.transaction().map_err(&err)?;
         tx.execute_batch(sql).map_err(&err)?;
+        if i + 1 == 2 {
+            // The counters' checksum is computed here, not in SQL.
+            let c = tx
+                .query_row(
+                    "SELECT store_id, acked, history, discovered FROM store_meta WHERE id = 1",
+                    [],
+                    |r| {
+                        Ok(checksum::Counters {
+                            store_id: r.get(0)?,
+                            acked: r.get(1)?,
+                            history: r.get(2)?,
+                            discovered: r.get(3)?,
+                        })
+                    },
+                )
+                .map_err(&err)?;
+            tx.execute("UPDATE store_meta SET crc = ?1 WHERE id = 1", [c.crc()])
+                .map_err(&err)?;
+        }
         tx.pragma_update(None, "user_version", (i + 1) as i64)
             .map_err(&err)?;
         tx.commit().map_err(&err)?;
         tracing::info!(version = i + 1, db = %path.display(), "applied schema migration");
-    }
-    Ok(())
-}
-
-fn replay(conn: &Connection, fleet: &mut Fleet) -> rusqlite::Result<()> {
-    let mut stmt = conn.prepare(
-        "SELECT node, kind, service, phase, status, message, sent_at, received_ms
-         FROM history ORDER BY id",
-    )?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let node: String = row.get(0)?;
-        let kind: String = row.get(1)?;
-        let ms: i64 = row.get(7)?;
-        match kind.as_str() {
-            KIND_REPORT => {
-                let phase: Option<String> = row.get(3)?;
-                let status: Option<String> = row.get(4)?;
-                let (Some(phase), Some(status)) = (
-                    phase.and_then(|p| p.parse::<Phase>().ok()),
-                    status.and_then(|s| s.parse::<ReportStatus>().ok()),
-                ) else {
-                    continue;
-                };
-                let r = Report {
-                    node_id: node,
-                    service: row.get::<_, Option<String>>(2)?.unwrap_or_default(),
-                    phase,
-                    status,
-                    message: row.get(5)?,
-                    at: row.get::<_, Option<String>>(6)?.unwrap_or_default(),
-                };
-                fleet.apply_report(&r, ms);
-            }
-            KIND_INSTALLED => fleet.apply_installed(&node, ms),
-            KIND_REPROVISION => fleet.apply_reprovision(&node),
-            KIND_PROVISION => {
-                let message: String = row.get(5)?;
-                fleet.apply_provision(&node, &message, ms);
-            }
-            KIND_ENLIST => fleet.apply_enlisted(&node, &row.get::<_, String>(5)?),
-            _ => {}
-        }
-    }
-    let mut stmt =
-        conn.prepare("SELECT mac, report, remote, first_ms, last_ms, count FROM discovered")?;
-    let mut rows = stmt.query([])?;
-    while let Some(row) = rows.next()? {
-        let mac: String = row.get(0)?;
-        let json: String = row.get(1)?;
-        let Ok(report) = serde_json::from_str::<DiscoverReport>(&json) else {
-            continue;
-        };
-        fleet.discovered.insert(
-            mac,
-            super::fleet::Discovered {
-                report,
-                remote: row.get(2)?,
-                first_ms: row.get(3)?,
-                last_ms: row.get(4)?,
-                count: row.get::<_, i64>(5)? as u64,
-            },
-        );
     }
     Ok(())
 }
@@ -230,6 +302,30 @@ pub fn format_ms(ms: i64) -> String {
                 .ok()
         })
         .unwrap_or_default()
+}
+
+fn read_history(conn: &Connection, node: &str, limit: u32) -> rusqlite::Result<Vec<HistoryEntry>> {
+    let mut stmt = conn.prepare_cached(
+        "SELECT id, kind, service, phase, status, message, sent_at, received_ms, actor
+         FROM history WHERE node = ?1 ORDER BY id DESC LIMIT ?2",
+    )?;
+    let mut out = stmt
+        .query_map(params![node, limit], |row| {
+            Ok(HistoryEntry {
+                id: row.get(0)?,
+                kind: row.get(1)?,
+                service: row.get(2)?,
+                phase: row.get(3)?,
+                status: row.get(4)?,
+                message: row.get(5)?,
+                sent_at: row.get(6)?,
+                received_at: format_ms(row.get(7)?),
+                actor: row.get(8)?,
+            })
+        })?
+        .collect::<Result<Vec<_>, _>>()?;
+    out.reverse();
+    Ok(out)
 }
 
 impl Store {
@@ -250,55 +346,27 @@ impl Store {
     /// The node's last `limit` history entries, oldest first.
     pub async fn history(&self, node: &str, limit: u32) -> Result<Vec<HistoryEntry>, StoreError> {
         let reader = self.reader.clone();
+        let health = self.health.clone();
         let node = node.to_string();
         tokio::task::spawn_blocking(move || {
             let conn = reader.lock().unwrap_or_else(|e| e.into_inner());
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, kind, service, phase, status, message, sent_at, received_ms, actor
-                 FROM history WHERE node = ?1 ORDER BY id DESC LIMIT ?2",
-            )?;
-            let mut out = stmt
-                .query_map(params![node, limit], |row| {
-                    Ok(HistoryEntry {
-                        id: row.get(0)?,
-                        kind: row.get(1)?,
-                        service: row.get(2)?,
-                        phase: row.get(3)?,
-                        status: row.get(4)?,
-                        message: row.get(5)?,
-                        sent_at: row.get(6)?,
-                        received_at: format_ms(row.get(7)?),
-                        actor: row.get(8)?,
-                    })
-                })?
-                .collect::<Result<Vec<_>, _>>()?;
-            out.reverse();
-            Ok(out)
+            read_history(&conn, &node, limit).map_err(|e| {
+                health.observe(&e, "reading the history");
+                StoreError::from(e)
+            })
         })
         .await
         .map_err(|e| StoreError::Sqlite(e.to_string()))?
     }
 
-    /// The database answers a query (for `/health`).
-    pub async fn ping(&self) -> Result<(), StoreError> {
-        let reader = self.reader.clone();
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            if !path.exists() {
-                return Err(StoreError::Sqlite(format!(
-                    "{} no longer exists",
-                    path.display()
-                )));
-            }
-            let conn = reader.lock().unwrap_or_else(|e| e.into_inner());
-            let v: i64 = conn.query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))?;
-            if v == 0 {
-                return Err(StoreError::Sqlite("the schema is missing".into()));
-            }
-            Ok(())
-        })
-        .await
-        .map_err(|e| StoreError::Sqlite(e.to_string()))?
+    /// The store's state for `/health`: cached, never waits for the store's connections.
+    pub fn status(&self) -> StoreStatus {
+        self.health.status()
+    }
+
+    /// `Some(sentence)` when the database file is no longer there (a `stat`, not a query).
+    pub fn missing_file(&self) -> Option<String> {
+        (!self.path.exists()).then(|| format!("{} no longer exists", self.path.display()))
     }
 
     /// The writer is still running.

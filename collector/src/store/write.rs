@@ -1,14 +1,18 @@
 //! The writer thread: takes every queued write (up to [`MAX_BATCH`]), commits them in one
 //! transaction, applies them to the in-memory [`Fleet`] and only then answers each requester.
 
+use std::borrow::Cow;
 use std::sync::{Arc, RwLock};
 
 use plasma_wire::Report;
 use plasma_wire::discover::DiscoverReport;
 use plasma_wire::report::ProvisionStep;
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OptionalExtension, params};
 use tokio::sync::{mpsc, oneshot, watch};
 
+use super::ack::AckFile;
+use super::checksum::{Counters, DiscoveredRow, HistoryRow};
+use super::integrity::Health;
 use super::{
     KIND_ENLIST, KIND_INSTALLED, KIND_PROVISION, KIND_REPORT, KIND_REPROVISION, MAX_BATCH,
 };
@@ -51,12 +55,19 @@ pub(super) struct Job {
     pub(super) done: oneshot::Sender<Result<(), StoreError>>,
 }
 
-pub(super) fn writer(
-    mut conn: Connection,
-    mut rx: mpsc::Receiver<Job>,
-    fleet: Arc<RwLock<Fleet>>,
-    changed: watch::Sender<u64>,
-) {
+/// What the writer thread owns besides its connection.
+pub(super) struct Writer {
+    /// As committed: advanced only after a commit succeeds.
+    pub(super) counters: Counters,
+    pub(super) next_id: i64,
+    pub(super) ack: AckFile,
+    pub(super) ack_failing: bool,
+    pub(super) health: Arc<Health>,
+    pub(super) fleet: Arc<RwLock<Fleet>>,
+    pub(super) changed: watch::Sender<u64>,
+}
+
+pub(super) fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, mut w: Writer) {
     let mut batch: Vec<Job> = Vec::with_capacity(MAX_BATCH);
     while let Some(first) = rx.blocking_recv() {
         batch.push(first);
@@ -66,18 +77,37 @@ pub(super) fn writer(
                 Err(_) => break,
             }
         }
-        let result = commit(&mut conn, &batch).map_err(StoreError::from);
-        match &result {
-            Ok(()) => {
-                let mut f = fleet.write().unwrap_or_else(|e| e.into_inner());
+        let result = match commit(&mut conn, &batch, w.counters, w.next_id) {
+            Ok((counters, next_id)) => {
+                w.counters = counters;
+                w.next_id = next_id;
+                // After the fsync, before the 2xx: the sidecar never runs ahead of the disk.
+                match w.ack.record(&counters) {
+                    Ok(()) => w.ack_failing = false,
+                    // Once per failing stretch, not once per commit.
+                    Err(e) if !w.ack_failing => {
+                        w.ack_failing = true;
+                        tracing::warn!(error = %e, "cannot update the ack file: lost writes go unnoticed until it works again");
+                    }
+                    Err(_) => {}
+                }
+                let mut f = w.fleet.write().unwrap_or_else(|e| e.into_inner());
+                let mut reports = 0;
                 for job in &batch {
+                    reports += u64::from(matches!(job.op, WriteOp::Report(_)));
                     apply(&mut f, &job.op, job.received_ms);
                 }
+                w.health.add_reports(reports);
                 f.version += 1;
-                changed.send_replace(f.version);
+                w.changed.send_replace(f.version);
+                Ok(())
             }
-            Err(e) => tracing::error!(error = %e, batch = batch.len(), "group commit failed"),
-        }
+            Err(e) => {
+                w.health.observe(&e, "committing");
+                tracing::error!(error = %e, batch = batch.len(), "group commit failed");
+                Err(StoreError::from(e))
+            }
+        };
         for job in batch.drain(..) {
             // The requester may have gone away (client disconnected); the write stands.
             let _ = job.done.send(result.clone());
@@ -85,103 +115,163 @@ pub(super) fn writer(
     }
 }
 
-fn commit(conn: &mut Connection, batch: &[Job]) -> rusqlite::Result<()> {
+/// The history row an operation writes, if any (`id` filled in by [`commit`]).
+fn history_row(op: &WriteOp, ms: i64) -> Option<(HistoryRow<'_>, Cow<'_, str>)> {
+    let row = |node, kind, phase, status, message: Cow<'static, str>, actor| {
+        (
+            HistoryRow {
+                id: 0,
+                node,
+                kind,
+                service: None,
+                phase,
+                status,
+                message: "",
+                sent_at: None,
+                received_ms: ms,
+                actor,
+            },
+            message,
+        )
+    };
+    Some(match op {
+        WriteOp::Report(r) => (
+            HistoryRow {
+                id: 0,
+                node: &r.node_id,
+                kind: KIND_REPORT,
+                service: Some(&r.service),
+                phase: Some(r.phase.as_str()),
+                status: Some(r.status.as_str()),
+                message: "",
+                sent_at: Some(&r.at),
+                received_ms: ms,
+                // For a report, who acted is the installation that sent it.
+                actor: r.installation.as_deref(),
+            },
+            Cow::Borrowed(r.message.as_str()),
+        ),
+        WriteOp::Installed { node, actor } => row(
+            node,
+            KIND_INSTALLED,
+            None,
+            None,
+            Cow::Borrowed("marked installed by the operator"),
+            Some(actor.as_str()),
+        ),
+        WriteOp::Reprovision { node, actor } => row(
+            node,
+            KIND_REPROVISION,
+            None,
+            None,
+            Cow::Borrowed("reprovision requested: the next PXE boot reinstalls"),
+            Some(actor.as_str()),
+        ),
+        WriteOp::Provision { node, actor, step } => row(
+            node,
+            KIND_PROVISION,
+            Some(step.step.as_str()),
+            Some(if step.ok { "ok" } else { "error" }),
+            Cow::Owned(provision_message(step)),
+            Some(actor.as_str()),
+        ),
+        WriteOp::Enlisted {
+            node,
+            actor,
+            message,
+        } => row(
+            node,
+            KIND_ENLIST,
+            None,
+            None,
+            Cow::Owned(message.clone()),
+            Some(actor.as_str()),
+        ),
+        WriteOp::Discover { .. } => return None,
+    })
+}
+
+/// One transaction for the whole batch, the counters included; returns the new counters and
+/// next history id (applied by the caller only if this succeeds).
+fn commit(
+    conn: &mut Connection,
+    batch: &[Job],
+    mut counters: Counters,
+    mut next_id: i64,
+) -> rusqlite::Result<(Counters, i64)> {
     let tx = conn.transaction()?;
     {
         let mut hist = tx.prepare_cached(
-            "INSERT INTO history (node, kind, service, phase, status, message, sent_at, received_ms, actor)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+            "INSERT INTO history (id, node, kind, service, phase, status, message, sent_at, received_ms, actor, crc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
         )?;
+        let mut seen =
+            tx.prepare_cached("SELECT first_ms, count FROM discovered WHERE mac = ?1")?;
         let mut disc = tx.prepare_cached(
-            "INSERT INTO discovered (mac, report, remote, first_ms, last_ms, count)
-             VALUES (?1, ?2, ?3, ?4, ?4, 1)
+            "INSERT INTO discovered (mac, report, remote, first_ms, last_ms, count, crc)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)
              ON CONFLICT(mac) DO UPDATE SET report = excluded.report, remote = excluded.remote,
-               last_ms = excluded.last_ms, count = count + 1",
+               last_ms = excluded.last_ms, count = excluded.count, crc = excluded.crc",
         )?;
         for job in batch {
             let ms = job.received_ms;
-            match &job.op {
-                WriteOp::Report(r) => {
-                    hist.execute(params![
-                        r.node_id,
-                        KIND_REPORT,
-                        r.service,
-                        r.phase.as_str(),
-                        r.status.as_str(),
-                        r.message,
-                        r.at,
-                        ms,
-                        Option::<String>::None
-                    ])?;
-                }
-                WriteOp::Installed { node, actor } => {
-                    hist.execute(params![
-                        node,
-                        KIND_INSTALLED,
-                        None::<String>,
-                        None::<String>,
-                        None::<String>,
-                        "marked installed by the operator",
-                        None::<String>,
-                        ms,
-                        actor
-                    ])?;
-                }
-                WriteOp::Reprovision { node, actor } => {
-                    hist.execute(params![
-                        node,
-                        KIND_REPROVISION,
-                        None::<String>,
-                        None::<String>,
-                        None::<String>,
-                        "reprovision requested: the next PXE boot reinstalls",
-                        None::<String>,
-                        ms,
-                        actor
-                    ])?;
-                }
-                WriteOp::Provision { node, actor, step } => {
-                    hist.execute(params![
-                        node,
-                        KIND_PROVISION,
-                        None::<String>,
-                        step.step,
-                        if step.ok { "ok" } else { "error" },
-                        provision_message(step),
-                        None::<String>,
-                        ms,
-                        actor
-                    ])?;
-                }
-                WriteOp::Enlisted {
-                    node,
-                    actor,
-                    message,
-                } => {
-                    hist.execute(params![
-                        node,
-                        KIND_ENLIST,
-                        None::<String>,
-                        None::<String>,
-                        None::<String>,
-                        message,
-                        None::<String>,
-                        ms,
-                        actor
-                    ])?;
-                }
-                WriteOp::Discover {
+            if let Some((row, message)) = history_row(&job.op, ms) {
+                let row = HistoryRow {
+                    id: next_id,
+                    message: &message,
+                    ..row
+                };
+                hist.execute(params![
+                    row.id,
+                    row.node,
+                    row.kind,
+                    row.service,
+                    row.phase,
+                    row.status,
+                    row.message,
+                    row.sent_at,
+                    row.received_ms,
+                    row.actor,
+                    row.crc()
+                ])?;
+                next_id += 1;
+                counters.history += 1;
+            } else if let WriteOp::Discover {
+                mac,
+                report,
+                remote,
+            } = &job.op
+            {
+                let json = serde_json::to_string(report).unwrap_or_default();
+                let before: Option<(i64, i64)> = seen
+                    .query_row([mac], |r| Ok((r.get(0)?, r.get(1)?)))
+                    .optional()?;
+                let (first_ms, count) = before.map_or((ms, 1), |(f, n)| (f, n + 1));
+                let row = DiscoveredRow {
                     mac,
-                    report,
-                    remote,
-                } => {
-                    let json = serde_json::to_string(report).unwrap_or_default();
-                    disc.execute(params![mac, json, remote, ms])?;
-                }
+                    report: &json,
+                    remote: remote.as_deref(),
+                    first_ms,
+                    last_ms: ms,
+                    count,
+                };
+                disc.execute(params![mac, json, remote, first_ms, ms, count, row.crc()])?;
+                counters.discovered += i64::from(before.is_none());
             }
         }
+        counters.acked += batch.len() as i64;
+        tx.prepare_cached(
+            "UPDATE store_meta SET acked = ?1, history = ?2, discovered = ?3, crc = ?4 WHERE id = 1",
+        )?
+        .execute(params![
+            counters.acked,
+            counters.history,
+            counters.discovered,
+            counters.crc()
+        ])?;
     }
-    tx.commit()
+    tx.commit()?;
+    Ok((counters, next_id))
 }
 
 fn apply(f: &mut Fleet, op: &WriteOp, ms: i64) {

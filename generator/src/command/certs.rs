@@ -45,7 +45,8 @@ pub struct RotateArgs {
     /// Rotate one node's key and certificate.
     #[arg(long, value_name = "NAME")]
     pub node: Option<String>,
-    /// Rotate every node, the provisioning server and the operator certificate (never the CA).
+    /// Rotate every node, the provisioning server, the operator and viewer certificates (never
+    /// the CA).
     #[arg(long)]
     pub all: bool,
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::Outcome;
+use crate::collector::server::{Limits, StreamSlots};
 use crate::collector::{self, Config, RunOptions, TlsFiles};
 use crate::error::Error;
 use crate::inventory;
@@ -48,6 +49,36 @@ pub struct Args {
     /// Discovery reports: one more allowed per source address every this long.
     #[arg(long, default_value = "6s", value_parser = parse_duration)]
     pub discover_refill: Duration,
+    /// Connections the API listener holds at once; when all are taken, the one idle the
+    /// longest is closed for a new one.
+    #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
+    /// Connections the boot listener holds at once (its own cap: a flood of one listener
+    /// never starves the other).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_boot_connections: u32,
+    /// A TLS handshake must finish within this.
+    #[arg(long, default_value = "10s", value_parser = parse_positive_duration)]
+    pub handshake_timeout: Duration,
+    /// Close a connection after this long with no request being handled and nothing sent
+    /// (before the first request, between requests, HTTP/1 and HTTP/2).
+    #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
+    pub idle_timeout: Duration,
+    /// A request must be read and answered within this (408 otherwise).
+    #[arg(long, default_value = "30s", value_parser = parse_positive_duration)]
+    pub request_timeout: Duration,
+    /// `/v1/events` subscribers at once (dashboards); the next gets 503 and polls.
+    #[arg(long, default_value_t = 64)]
+    pub max_event_streams: usize,
+    /// Labs: let anyone on the network read the fleet (dashboard data, /v1/nodes, events)
+    /// without the viewer or operator certificate.
+    #[arg(long)]
+    pub public_dashboard: bool,
+    /// When the database fails its start-up checks: copy every readable row into a new
+    /// database, keep the damaged one as <DB>.corrupt-<time>, print what was lost, then serve.
+    /// A database that passes is left alone.
+    #[arg(long)]
+    pub recover: bool,
 }
 
 /// `30m`, `90s`, `1h`, `500ms`, or plain seconds.
@@ -64,6 +95,13 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
         _ => Err(format!("{s:?}: unknown unit {unit:?} (use ms, s, m or h)")),
+    }
+}
+
+fn parse_positive_duration(s: &str) -> Result<Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err(format!("{s:?}: must be longer than zero")),
+        d => Ok(d),
     }
 }
 
@@ -103,22 +141,43 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
             stuck_after: args.stuck_after,
             discover_burst: args.discover_burst,
             discover_refill: args.discover_refill,
+            public_dashboard: args.public_dashboard,
+            event_streams: StreamSlots::new(args.max_event_streams),
             ..Config::default()
         },
+        limits: Limits {
+            max_connections: args.max_connections as usize,
+            max_boot_connections: args.max_boot_connections as usize,
+            handshake_timeout: args.handshake_timeout,
+            idle_timeout: args.idle_timeout,
+            request_timeout: args.request_timeout,
+        },
     };
+    if args.recover {
+        let recovery = collector::store::recover(&args.db).map_err(collector_error)?;
+        for line in recovery.to_string().lines() {
+            eprintln!("collector: recover: {line}");
+        }
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))?;
     rt.block_on(collector::run(loaded.inventory, opts))
-        .map_err(|e| match e {
-            collector::CollectorError::Db { path, source } => Error::Io {
-                path,
-                source: std::io::Error::other(source),
-            },
-            other => Error::Usage(other.to_string()),
-        })?;
+        .map_err(collector_error)?;
     Ok(Outcome::Ok)
+}
+
+fn collector_error(e: collector::CollectorError) -> Error {
+    match e {
+        collector::CollectorError::Db { path, source } => Error::Io {
+            path,
+            source: std::io::Error::other(source),
+        },
+        collector::CollectorError::File { path, source } => Error::Io { path, source },
+        e @ collector::CollectorError::Corrupt { .. } => Error::Store(e.to_string()),
+        other => Error::Usage(other.to_string()),
+    }
 }
 
 #[cfg(test)]

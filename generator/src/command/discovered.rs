@@ -10,7 +10,8 @@ use serde::Serialize;
 
 use super::Outcome;
 use super::status::{CollectorArgs, block_on, client_err};
-use crate::collector::view::{DiscoveredView, FleetView};
+use crate::collector::client::{ClientError, OperatorClient};
+use crate::collector::view::DiscoveredView;
 use crate::error::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -31,16 +32,32 @@ pub struct Args {
 
 pub fn run(args: &Args) -> Result<Outcome, Error> {
     let client = args.conn.client()?;
-    let fleet = block_on(client.fleet())?.map_err(client_err)?;
+    let views = block_on(unknown_machines(&client))??;
     let text = match args.format {
-        Format::Toml => render_toml(&fleet, client.base()),
-        Format::Json => render_json(&fleet)?,
+        Format::Toml => render_toml(&views, client.base()),
+        Format::Json => render_json(&views)?,
     };
     print!("{text}");
-    if fleet.unknown_discovered.is_empty() {
+    if views.is_empty() {
         eprintln!("no discovered machine is missing from the inventory");
     }
     Ok(Outcome::Ok)
+}
+
+/// Every discovered machine no inventory node has, with its facts: the fleet list holds
+/// summaries, each machine's facts are one more request. A machine dropped between the two
+/// (evicted, enlisted) is left out.
+pub async fn unknown_machines(client: &OperatorClient) -> Result<Vec<DiscoveredView>, Error> {
+    let fleet = client.fleet().await.map_err(client_err)?;
+    let mut views = Vec::with_capacity(fleet.unknown_discovered.len());
+    for d in &fleet.unknown_discovered {
+        match client.discovered(&d.mac).await {
+            Ok(v) => views.push(v),
+            Err(ClientError::Http { status: 404, .. }) => {}
+            Err(e) => return Err(client_err(e)),
+        }
+    }
+    Ok(views)
 }
 
 /// An inventory entry proposed for one discovered machine.
@@ -106,8 +123,8 @@ pub fn proposal(d: &DiscoveredView) -> Proposal {
     }
 }
 
-pub fn render_json(fleet: &FleetView) -> Result<String, Error> {
-    let all: Vec<Proposal> = fleet.unknown_discovered.iter().map(proposal).collect();
+pub fn render_json(views: &[DiscoveredView]) -> Result<String, Error> {
+    let all: Vec<Proposal> = views.iter().map(proposal).collect();
     let mut text =
         serde_json::to_string_pretty(&all).map_err(|e| Error::Internal(e.to_string()))?;
     text.push('\n');
@@ -141,9 +158,9 @@ fn comment_safe(s: &str) -> String {
         .collect()
 }
 
-pub fn render_toml(fleet: &FleetView, collector: &str) -> String {
+pub fn render_toml(views: &[DiscoveredView], collector: &str) -> String {
     let mut out = String::new();
-    let n = fleet.unknown_discovered.len();
+    let n = views.len();
     let _ = writeln!(
         out,
         "# {n} machine(s) reported to the collector at {} with a MAC no inventory node has.",
@@ -155,7 +172,7 @@ pub fn render_toml(fleet: &FleetView, collector: &str) -> String {
              # to the inventory. Facts are as the machine reported them (unauthenticated).\n",
         );
     }
-    for d in &fleet.unknown_discovered {
+    for d in views {
         let p = proposal(d);
         let f = &d.facts;
         out.push('\n');
@@ -225,7 +242,7 @@ pub fn render_toml(fleet: &FleetView, collector: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::collector::view::Summary;
+
     use plasma_wire::discover::{Cpu, DiscoverReport, Disk, Nic};
 
     fn disk(name: &str, size: u64, by_id: &[&str]) -> Disk {
@@ -239,41 +256,33 @@ mod tests {
         }
     }
 
-    fn fleet(disks: Vec<Disk>) -> FleetView {
-        FleetView {
-            cluster: "c".into(),
-            generated_at: "t".into(),
-            stuck_after_secs: 600,
-            summary: Summary::default(),
-            nodes: vec![],
-            unknown_discovered: vec![DiscoveredView {
-                mac: "52:54:00:ab:cd:ef".into(),
-                first_seen: "2026-01-01T00:00:00Z".into(),
-                last_seen: "2026-01-01T00:01:00Z".into(),
-                count: 2,
-                remote: Some("10.0.100.150".into()),
-                facts: DiscoverReport {
-                    primary_mac: "52:54:00:ab:cd:ef".into(),
-                    nics: vec![Nic {
-                        name: "eth0".into(),
-                        mac: "52:54:00:ab:cd:ef".into(),
-                        speed_mbps: None,
-                        carrier: Some(true),
-                        driver: None,
-                    }],
-                    disks,
-                    memory_bytes: 512 << 20,
-                    cpu: Cpu {
-                        model: "QEMU Virtual CPU".into(),
-                        logical_cpus: 1,
-                    },
-                    hostname: None,
-                    firmware: None,
-                    bmc: None,
+    fn fleet(disks: Vec<Disk>) -> Vec<DiscoveredView> {
+        vec![DiscoveredView {
+            mac: "52:54:00:ab:cd:ef".into(),
+            first_seen: "2026-01-01T00:00:00Z".into(),
+            last_seen: "2026-01-01T00:01:00Z".into(),
+            count: 2,
+            remote: Some("10.0.100.150".into()),
+            facts: DiscoverReport {
+                primary_mac: "52:54:00:ab:cd:ef".into(),
+                nics: vec![Nic {
+                    name: "eth0".into(),
+                    mac: "52:54:00:ab:cd:ef".into(),
+                    speed_mbps: None,
+                    carrier: Some(true),
+                    driver: None,
+                }],
+                disks,
+                memory_bytes: 512 << 20,
+                cpu: Cpu {
+                    model: "QEMU Virtual CPU".into(),
+                    logical_cpus: 1,
                 },
-            }],
-            rejected_unknown_nodes: vec![],
-        }
+                hostname: None,
+                firmware: None,
+                bmc: None,
+            },
+        }]
     }
 
     #[test]
@@ -334,7 +343,7 @@ mod tests {
     #[test]
     fn empty_fleet_is_a_comment_only() {
         let mut f = fleet(vec![]);
-        f.unknown_discovered.clear();
+        f.clear();
         let text = render_toml(&f, "https://c:8443");
         assert!(toml::from_str::<toml::Table>(&text).unwrap().is_empty());
         assert_eq!(render_json(&f).unwrap(), "[]\n");

@@ -132,13 +132,15 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
             .ok_or_else(|| Error::Usage("bad --disk-layout".into()))?,
         bmc_user: args.bmc_user.clone(),
     };
-    let machines: Vec<Machine> = chosen
-        .into_iter()
-        .map(|d| Machine {
-            mac: d.mac.clone(),
-            facts: d.facts.clone(),
-        })
-        .collect();
+    // The fleet list holds summaries; each machine's facts are one request.
+    let mut machines: Vec<Machine> = Vec::with_capacity(chosen.len());
+    for d in chosen {
+        let view = block_on(client.discovered(&d.mac))?.map_err(client_err)?;
+        machines.push(Machine {
+            mac: view.mac,
+            facts: view.facts,
+        });
+    }
     let applied = enlist::apply(&args.inventory, &text, &machines, &req).map_err(apply_err)?;
     let (entries, new_text) = (applied.entries, applied.text);
 

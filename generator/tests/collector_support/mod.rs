@@ -141,6 +141,7 @@ pub fn client(ca_secrets: &Path, id_secrets: &Path, who: As<'_>) -> reqwest::Cli
 
 pub fn report(node: &str, service: &str, phase: Phase, message: &str) -> Report {
     Report {
+        installation: None,
         node_id: node.into(),
         service: service.into(),
         phase,

@@ -10,6 +10,7 @@
 //!       etc/nixos/secrets/            0700  ca-cert.pem <host>-cert.pem <host>-key.pem
 //!   pxe-server/                       0700  pxe-server-cert.pem pxe-server-key.pem
 //!   operator/                         0700  operator-cert.pem operator-key.pem
+//!   viewer/                           0700  viewer-cert.pem viewer-key.pem (read-only)
 //! ```
 //!
 //! nixos-anywhere copies `--extra-files` onto the target's root keeping modes, so the directories
@@ -31,6 +32,8 @@ pub enum LeafId {
     Node(String),
     PxeServer,
     Operator,
+    /// Read-only: the collector's dashboard and fleet reads, nothing else.
+    Viewer,
 }
 
 impl fmt::Display for LeafId {
@@ -39,6 +42,7 @@ impl fmt::Display for LeafId {
             LeafId::Node(h) => f.write_str(h),
             LeafId::PxeServer => f.write_str("pxe-server"),
             LeafId::Operator => f.write_str("operator"),
+            LeafId::Viewer => f.write_str("viewer"),
         }
     }
 }
@@ -105,6 +109,7 @@ impl Layout {
             LeafId::Node(h) => self.node_secrets(h),
             LeafId::PxeServer => self.root.join("pxe-server"),
             LeafId::Operator => self.root.join("operator"),
+            LeafId::Viewer => self.root.join("viewer"),
         }
     }
 

@@ -90,7 +90,8 @@ pub enum Rotate {
     PxeServer,
     /// The operator client certificate.
     Operator,
-    /// Every node of the inventory, the provisioning server and the operator (never the CA).
+    /// Every node of the inventory, the provisioning server, the operator and the viewer
+    /// (never the CA).
     All,
 }
 
@@ -172,7 +173,7 @@ pub fn list_at(secrets_dir: &Path, now: OffsetDateTime) -> Result<Vec<ListedCert
     let ca = parse_der(&ca_der, "CA certificate").map_err(|e| e.in_file(&ca_path))?;
     let mut out = vec![listed(ca_path, None, &ca, &ca, now)];
     let mut leaves: Vec<LeafId> = node_dirs(&layout)?.into_iter().map(LeafId::Node).collect();
-    leaves.extend([LeafId::PxeServer, LeafId::Operator]);
+    leaves.extend([LeafId::PxeServer, LeafId::Operator, LeafId::Viewer]);
     for leaf in leaves {
         let path = layout.leaf_cert(&leaf);
         if let Some(pem) = fsio::read_opt(&path)? {
@@ -356,7 +357,7 @@ fn leaf_order(input: &StoreInput) -> Vec<LeafId> {
         .nodes
         .iter()
         .map(|n| LeafId::Node(n.hostname.clone()))
-        .chain([LeafId::PxeServer, LeafId::Operator])
+        .chain([LeafId::PxeServer, LeafId::Operator, LeafId::Viewer])
         .collect()
 }
 
@@ -377,6 +378,7 @@ fn desired(input: &StoreInput) -> HashMap<LeafId, LeafSpec> {
         LeafSpec::pxe_server(input.pxe_server_ip, days),
     );
     m.insert(LeafId::Operator, LeafSpec::operator(days));
+    m.insert(LeafId::Viewer, LeafSpec::viewer(days));
     m
 }
 
@@ -449,7 +451,7 @@ fn plan_locked(
                 .iter()
                 .map(|h| layout.node_root(h))
                 .collect::<Vec<_>>();
-            for leaf in [LeafId::PxeServer, LeafId::Operator] {
+            for leaf in [LeafId::PxeServer, LeafId::Operator, LeafId::Viewer] {
                 for p in [layout.leaf_cert(&leaf), layout.leaf_key(&leaf)] {
                     if fsio::exists(&p)? {
                         issued.push(p);
