@@ -236,25 +236,13 @@ fn machines(inv: &Inventory) -> Result<Vec<Machine>, Error> {
         .collect()
 }
 
-/// The emulators' password: what `provision` will use (bmc.password_file, else IPMI_PASSWORD).
+/// The emulators' password: what `provision` will log in with (the first node's BMC; the lab's
+/// BMCs share it).
 fn bmc_password(inv: &Inventory) -> Result<String, Error> {
-    let Some(b) = inv.nodes.iter().find_map(|n| n.bmc.as_ref()) else {
-        return Ok(String::new());
-    };
-    match &b.password_file {
-        Some(f) => std::fs::read_to_string(f)
-            .map(|p| p.trim_end_matches(['\r', '\n']).to_string())
-            .map_err(|e| Error::Usage(format!("bmc.password_file {f}: {e}"))),
-        None => ["IPMITOOL_PASSWORD", "IPMI_PASSWORD"]
-            .iter()
-            .find_map(|v| std::env::var(v).ok())
-            .ok_or_else(|| {
-                Error::Usage(
-                    "no BMC password for the emulated BMCs: set IPMI_PASSWORD (provision reads \
-                     the same) or bmc.password_file"
-                        .into(),
-                )
-            }),
+    match inv.nodes.iter().find_map(|n| n.bmc.as_ref()) {
+        None => Ok(String::new()),
+        Some(b) => plasma_operator::provision::plan::bmc_password(b)
+            .map_err(|e| Error::Usage(format!("the emulated BMCs' password: {e}"))),
     }
 }
 

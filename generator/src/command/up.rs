@@ -367,10 +367,7 @@ fn summary(s: &Stages<'_>, client: &OperatorClient) -> Result<(), Error> {
     s.say(7, "summary", &format!("cluster {}", fleet.cluster));
     eprintln!("{:width$}  {:13}  {:9}  LAST", "NODE", "ROLE", "STATE");
     for n in &fleet.nodes {
-        let state = serde_json::to_value(n.state)
-            .ok()
-            .and_then(|v| v.as_str().map(str::to_string))
-            .unwrap_or_default();
+        let state = n.state.as_str();
         eprintln!(
             "{:width$}  {:13}  {:9}  {}",
             n.hostname,

@@ -140,6 +140,30 @@ fn target(
     })
 }
 
+/// A BMC's password: `password_file`, else the environment (`IPMITOOL_PASSWORD`/`IPMI_PASSWORD`
+/// for IPMI as ipmitool -E reads them, `REDFISH_PASSWORD` for Redfish). Also what
+/// `plasmagen lab up` gives its emulated BMCs, so provision logs in with the same.
+pub fn bmc_password(b: &plasma_inventory::inventory::Bmc) -> Result<String, String> {
+    let env_names: &[&str] = match b.protocol {
+        BmcProtocol::Ipmi => &["IPMITOOL_PASSWORD", "IPMI_PASSWORD"],
+        BmcProtocol::Redfish => &["REDFISH_PASSWORD"],
+    };
+    match &b.password_file {
+        Some(file) => fs::read_to_string(file)
+            .map(|p| p.trim_end_matches(['\r', '\n']).to_string())
+            .map_err(|e| format!("bmc.password_file {file}: {e}")),
+        None => env_names
+            .iter()
+            .find_map(|n| env::var(n).ok())
+            .ok_or_else(|| {
+                format!(
+                    "no BMC password: set bmc.password_file or {}",
+                    env_names.join(" / ")
+                )
+            }),
+    }
+}
+
 /// The node's BMC driver; the password from `password_file`, else the environment
 /// (`IPMITOOL_PASSWORD`/`IPMI_PASSWORD` for IPMI as ipmitool -E reads them,
 /// `REDFISH_PASSWORD` for Redfish). No BMC: the manual driver.
@@ -150,24 +174,7 @@ fn bmc(node: &Node, settings: &Settings<'_>) -> Result<Box<dyn Bmc>, String> {
             (settings.manual_out)(),
         )));
     };
-    let env_names: &[&str] = match b.protocol {
-        BmcProtocol::Ipmi => &["IPMITOOL_PASSWORD", "IPMI_PASSWORD"],
-        BmcProtocol::Redfish => &["REDFISH_PASSWORD"],
-    };
-    let password = match &b.password_file {
-        Some(file) => fs::read_to_string(file)
-            .map(|p| p.trim_end_matches(['\r', '\n']).to_string())
-            .map_err(|e| format!("bmc.password_file {file}: {e}"))?,
-        None => env_names
-            .iter()
-            .find_map(|n| env::var(n).ok())
-            .ok_or_else(|| {
-                format!(
-                    "no BMC password: set bmc.password_file or {}",
-                    env_names.join(" / ")
-                )
-            })?,
-    };
+    let password = bmc_password(b)?;
     let credentials = Credentials {
         username: b.username.clone(),
         password: Password::new(password),
