@@ -29,7 +29,7 @@ use super::extract::{PathParam, QueryParams};
 use super::fleet::NodeState;
 use super::store::{WriteOp, now_ms};
 use super::view::{discovered_view, fleet_view, node_view};
-use super::{AppState, Shared, actions, discover, enlist};
+use super::{AppState, Shared, actions, discover, discovered_api, enlist};
 
 /// Largest accepted request body.
 pub const MAX_BODY: usize = 64 * 1024;
@@ -49,7 +49,8 @@ pub fn app(state: AppState) -> Router {
     let reads = Router::new()
         .route("/v1/nodes", get(list_nodes))
         .route("/v1/nodes/{id}", get(get_node))
-        .route("/v1/discovered/{mac}", get(get_discovered))
+        .route("/v1/discovered", get(discovered_api::list_discovered))
+        .route("/v1/discovered/{mac}", get(discovered_api::get_discovered))
         .route("/v1/events", get(events))
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -66,6 +67,10 @@ pub fn app(state: AppState) -> Router {
         .route("/v1/nodes/{id}/reprovision", post(actions::reprovision))
         .route("/v1/nodes/{id}/provision", post(actions::provision_step))
         .route("/v1/discovered/{mac}/enlist", post(enlist::enlist))
+        .route(
+            "/v1/discovered/prune",
+            post(discovered_api::prune_discovered),
+        )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(state.clone(), observe))
@@ -194,6 +199,17 @@ async fn metrics(State(s): State<AppState>) -> Response {
                 .keys()
                 .filter(|m| catalog.hostname_by_mac(m).is_none())
                 .count() as u64,
+        ));
+        gauges.push((
+            "plasma_collector_discovered_bytes",
+            String::new(),
+            fleet.discovered.bytes() as u64,
+        ));
+        // Since the collector started: a flood shows as a climbing count.
+        gauges.push((
+            "plasma_collector_discovered_evicted",
+            String::new(),
+            fleet.discovered.evicted,
         ));
     }
     (
@@ -354,27 +370,14 @@ pub(crate) fn inventory_node<'a>(c: &'a Catalog, id: &str) -> Result<&'a Node, A
         .ok_or_else(|| ApiError::not_found(format!("node {id:?} is not in the inventory")))
 }
 
-/// One discovered machine with the facts its last report held (the fleet list has summaries).
-async fn get_discovered(
-    State(s): State<AppState>,
-    PathParam(mac): PathParam<String>,
-) -> Result<Response, ApiError> {
-    let mac = plasma_inventory::inventory::Mac::parse_any_separator(&mac)
-        .map_err(|_| ApiError::not_found(format!("{mac:?} is not a MAC address")))?;
-    let fleet = s.fleet.read().unwrap_or_else(|e| e.into_inner());
-    let d = fleet
-        .discovered
-        .get(mac.as_str())
-        .ok_or_else(|| ApiError::not_found(format!("no discovery report from {}", mac.as_str())))?;
-    Ok(Json(discovered_view(mac.as_str(), d)).into_response())
-}
-
 /// The most history entries one `GET /v1/nodes/{id}` returns.
 pub const MAX_HISTORY_PAGE: u32 = 1_000;
 
 #[derive(serde::Deserialize)]
 struct HistoryQuery {
     limit: Option<u32>,
+    /// A cursor: only entries older than this one (`history_before` of the previous page).
+    before: Option<i64>,
 }
 
 async fn get_node(
@@ -399,7 +402,9 @@ async fn get_node(
         .limit
         .unwrap_or(s.config.history_limit)
         .min(MAX_HISTORY_PAGE);
-    view.history = Some(s.store.history(&node.hostname, limit).await?);
+    let page = s.store.history(&node.hostname, limit, q.before).await?;
+    view.history = Some(page.entries);
+    view.history_before = page.older;
     Ok(Json(view).into_response())
 }
 

@@ -7,7 +7,16 @@ use std::time::Duration;
 
 use reqwest::{Certificate, Client, Identity};
 
-use super::view::{DiscoveredView, FleetView, NodeView};
+use super::discovered_api::DiscoveredPage;
+use super::view::{DiscoveredSummary, DiscoveredView, FleetView, NodeView};
+
+/// The answer of `POST /v1/discovered/prune`.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct PruneAnswer {
+    pub pruned: Vec<String>,
+    pub kept_inventory: Vec<String>,
+    pub not_found: Vec<String>,
+}
 
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
 
@@ -152,6 +161,33 @@ impl OperatorClient {
     pub async fn discovered(&self, mac: &str) -> Result<DiscoveredView, ClientError> {
         let url = format!("{}/v1/discovered/{mac}", self.base);
         Self::finish(&url, self.http.get(&url).send().await).await
+    }
+
+    /// Every discovered machine no inventory node has, as summaries (all pages of
+    /// `GET /v1/discovered`, in MAC order).
+    pub async fn unknown_discovered(&self) -> Result<Vec<DiscoveredSummary>, ClientError> {
+        let mut all = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let url = match &after {
+                None => format!("{}/v1/discovered", self.base),
+                Some(a) => format!("{}/v1/discovered?after={a}", self.base),
+            };
+            let page: DiscoveredPage = Self::finish(&url, self.http.get(&url).send().await).await?;
+            all.extend(page.machines);
+            match page.next_after {
+                // A cursor that does not advance would loop forever.
+                Some(next) if after.as_deref() != Some(next.as_str()) => after = Some(next),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// Forget these discovered machines (`POST /v1/discovered/prune`).
+    pub async fn prune_discovered(&self, macs: &[String]) -> Result<PruneAnswer, ClientError> {
+        let url = format!("{}/v1/discovered/prune", self.base);
+        let body = serde_json::json!({ "macs": macs });
+        Self::finish(&url, self.http.post(&url).json(&body).send().await).await
     }
 
     /// One node with its history.

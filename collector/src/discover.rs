@@ -1,5 +1,6 @@
 //! `POST /v1/discover`: unauthenticated hardware reports of netbooted machines, bounded per
-//! source address.
+//! source address and for all sources together (inventory MACs aside); what is stored is
+//! bounded by [`crate::discovered::Budget`].
 
 use std::collections::HashMap;
 use std::net::IpAddr;
@@ -122,6 +123,17 @@ pub(crate) async fn post_discover(
     res
 }
 
+fn rate_limited(wait: Duration, what: &str) -> ApiError {
+    let secs = wait.as_secs().max(1);
+    let mut e = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        format!("{what}; retry in {secs}s"),
+    );
+    e.retry_after = Some(secs);
+    e
+}
+
 async fn accept_discover(
     s: &Shared,
     peer: &Peer,
@@ -130,19 +142,16 @@ async fn accept_discover(
 ) -> Result<Response, ApiError> {
     let source = peer.addr.map(|a| a.ip());
     if let Err(wait) = s.limiter.take(source) {
-        let secs = wait.as_secs().max(1);
-        let mut e = ApiError::new(
-            StatusCode::TOO_MANY_REQUESTS,
-            "rate_limited",
-            format!("too many discovery reports from this address; retry in {secs}s"),
-        );
-        e.retry_after = Some(secs);
-        return Err(e);
+        return Err(rate_limited(
+            wait,
+            "too many discovery reports from this address",
+        ));
     }
     let report: DiscoverReport = read_json(headers, body).await?;
     let mac = check_discover(&report)?;
     // What is stored (and shown) per machine stays small whatever the body limit allows.
-    let stored = serde_json::to_vec(&report).map_or(usize::MAX, |v| v.len());
+    let json = serde_json::to_string(&report).unwrap_or_default();
+    let stored = json.len();
     if stored > MAX_STORED_FACTS {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -153,28 +162,21 @@ async fn accept_discover(
         ));
     }
     let known = s.catalog().hostname_by_mac(&mac).map(str::to_string);
+    // An inventory node's MAC is always accepted: a flood must never keep a node that is
+    // being provisioned from reporting. Everything else shares one budget.
+    if known.is_none()
+        && let Err(wait) = s.global_limiter.take(None)
     {
-        let fleet = s.fleet.read().unwrap_or_else(|e| e.into_inner());
-        // An inventory node's MAC is always accepted: a full table must never keep a node
-        // that is being provisioned from reporting.
-        if known.is_none()
-            && !fleet.discovered.contains_key(&mac)
-            && fleet.discovered.len() >= s.config.max_discovered
-        {
-            return Err(ApiError::new(
-                StatusCode::INSUFFICIENT_STORAGE,
-                "discover_full",
-                format!(
-                    "{} discovered machines are stored already; not accepting new MACs",
-                    s.config.max_discovered
-                ),
-            ));
-        }
+        return Err(rate_limited(
+            wait,
+            "too many discovery reports from all addresses together",
+        ));
     }
     s.store
         .write(WriteOp::Discover {
             mac: mac.clone(),
             report,
+            json,
             remote: peer.addr.map(|a| a.ip().to_string()),
         })
         .await?;

@@ -48,14 +48,7 @@ pub struct NodeLive {
     pub ignored: u64,
 }
 
-#[derive(Debug, Clone)]
-pub struct Discovered {
-    pub report: DiscoverReport,
-    pub remote: Option<String>,
-    pub first_ms: i64,
-    pub last_ms: i64,
-    pub count: u64,
-}
+pub use crate::discovered::{Discovered, DiscoveredSet};
 
 /// A report for a node that is not in the inventory, refused with 403.
 #[derive(Debug, Clone, Serialize)]
@@ -72,8 +65,7 @@ const MAX_REJECTED_IDS: usize = 256;
 #[derive(Debug, Default)]
 pub struct Fleet {
     pub nodes: HashMap<String, NodeLive>,
-    /// Keyed by normalised MAC.
-    pub discovered: BTreeMap<String, Discovered>,
+    pub discovered: DiscoveredSet,
     pub rejected: BTreeMap<String, Rejected>,
     /// Bumped on every change; the dashboard's event stream sends it.
     pub version: u64,
@@ -119,22 +111,19 @@ impl NodeState {
 
 impl Fleet {
     pub fn new(inv: &Inventory) -> Fleet {
-        Fleet {
-            nodes: inv
-                .nodes
-                .iter()
-                .map(|n| (n.hostname.clone(), NodeLive::default()))
-                .collect(),
-            ..Fleet::default()
-        }
+        let mut f = Fleet::default();
+        f.add_nodes(inv);
+        f
     }
 
     /// A row for every node of `inv` that has none (an enlist added nodes); live state of the
-    /// others stays.
+    /// others stays. Its MACs are the ones discovery never evicts.
     pub fn add_nodes(&mut self, inv: &Inventory) {
         for n in &inv.nodes {
             self.nodes.entry(n.hostname.clone()).or_default();
         }
+        self.discovered
+            .protect(inv.nodes.iter().map(|n| n.mac.as_str()));
     }
 
     pub fn apply_report(&mut self, r: &Report, received_ms: i64) {
@@ -232,28 +221,11 @@ impl Fleet {
         &mut self,
         mac: &str,
         report: DiscoverReport,
+        size: usize,
         remote: Option<String>,
         at_ms: i64,
     ) {
-        let entry = self.discovered.entry(mac.to_string());
-        match entry {
-            std::collections::btree_map::Entry::Occupied(mut e) => {
-                let d = e.get_mut();
-                d.report = report;
-                d.remote = remote;
-                d.last_ms = at_ms;
-                d.count += 1;
-            }
-            std::collections::btree_map::Entry::Vacant(e) => {
-                e.insert(Discovered {
-                    report,
-                    remote,
-                    first_ms: at_ms,
-                    last_ms: at_ms,
-                    count: 1,
-                });
-            }
-        }
+        self.discovered.record(mac, report, size, remote, at_ms);
     }
 
     pub fn record_rejected(&mut self, node_id: &str, peer: Option<String>, at_ms: i64) {

@@ -18,6 +18,8 @@ mod boot;
 pub mod catalog;
 pub mod client;
 mod discover;
+pub mod discovered;
+pub mod discovered_api;
 mod enlist;
 pub mod error;
 mod extract;
@@ -52,8 +54,12 @@ pub struct Config {
     pub discover_burst: u32,
     /// Discovery reports per source address: one more token every this long.
     pub discover_refill: Duration,
-    /// At most this many distinct discovered MACs are stored.
-    pub max_discovered: usize,
+    /// Discovery reports from all sources together (inventory MACs aside): burst size.
+    pub discover_global_burst: u32,
+    /// Discovery reports from all sources together: one more token every this long.
+    pub discover_global_refill: Duration,
+    /// Discovered table and history retention.
+    pub store: store::Limits,
     /// History entries returned by `GET /v1/nodes/{id}` by default.
     pub history_limit: u32,
     /// `/v1/events` subscribers at once (the next gets 503); clones of this Config share them.
@@ -72,7 +78,9 @@ impl Default for Config {
             stuck_after: Duration::from_secs(600),
             discover_burst: 10,
             discover_refill: Duration::from_secs(6),
-            max_discovered: 10_000,
+            discover_global_burst: 200,
+            discover_global_refill: Duration::from_millis(20),
+            store: store::Limits::default(),
             history_limit: 500,
             event_streams: server::StreamSlots::default(),
             event_keepalive: Duration::from_secs(15),
@@ -97,6 +105,8 @@ pub struct Shared {
     notify: watch::Sender<u64>,
     pub config: Config,
     limiter: discover::RateLimiter,
+    /// All sources together: what one address cannot send, many cannot either.
+    global_limiter: discover::RateLimiter,
 }
 
 pub type AppState = Arc<Shared>;
@@ -145,7 +155,7 @@ impl Shared {
 pub fn open(inventory: Inventory, db: &Path, config: Config) -> Result<AppState, CollectorError> {
     let fleet = Arc::new(RwLock::new(Fleet::new(&inventory)));
     let (tx, rx) = watch::channel(0);
-    let store = store::open(db, fleet.clone(), tx.clone())?;
+    let store = store::open(db, fleet.clone(), tx.clone(), config.store)?;
     Ok(Arc::new(Shared {
         inventory_file: inventory.source.clone(),
         catalog: RwLock::new(Arc::new(Catalog::new(inventory))),
@@ -156,6 +166,10 @@ pub fn open(inventory: Inventory, db: &Path, config: Config) -> Result<AppState,
         changed: rx,
         notify: tx,
         limiter: discover::RateLimiter::new(config.discover_burst, config.discover_refill),
+        global_limiter: discover::RateLimiter::new(
+            config.discover_global_burst,
+            config.discover_global_refill,
+        ),
         config,
     }))
 }

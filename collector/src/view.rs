@@ -15,12 +15,20 @@ pub struct FleetView {
     pub stuck_after_secs: u64,
     pub summary: Summary,
     pub nodes: Vec<NodeView>,
-    /// Discovered MACs that match no inventory node, as summaries: the facts are behind
-    /// `GET /v1/discovered/{mac}` (a fleet list stays small however many machines report).
+    /// Discovered MACs that match no inventory node, as summaries, the most recently seen
+    /// [`MAX_UNKNOWN_LISTED`] of them: every one is listed by `GET /v1/discovered` (pages) and
+    /// the facts are behind `GET /v1/discovered/{mac}` (a fleet list stays small however many
+    /// machines report).
     pub unknown_discovered: Vec<DiscoveredSummary>,
+    /// How many discovered MACs match no inventory node (also those not listed).
+    #[serde(default)]
+    pub unknown_discovered_total: u64,
     /// Reports refused because their node_id is not in the inventory.
     pub rejected_unknown_nodes: Vec<RejectedView>,
 }
+
+/// Unknown machines listed in `GET /v1/nodes` at most.
+pub const MAX_UNKNOWN_LISTED: usize = 1_000;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Summary {
@@ -56,6 +64,9 @@ pub struct NodeView {
     /// Only in `GET /v1/nodes/{id}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub history: Option<Vec<HistoryEntry>>,
+    /// Older history exists: pass this as `before=` for the next page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_before: Option<i64>,
     /// Unverified facts a discovery image reported for this node's MAC (`GET /v1/nodes/{id}`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub discovered: Option<DiscoveredView>,
@@ -202,6 +213,7 @@ pub fn node_view(
         time_in_phase_secs: latest.map(|s| secs_between(now_ms, s.since_ms)),
         reports: live.reports,
         history: None,
+        history_before: None,
         discovered: None,
     }
 }
@@ -227,18 +239,25 @@ pub fn fleet_view(inv: &Inventory, fleet: &Fleet, now_ms: i64, stuck_after_ms: i
         }
     }
     let known: std::collections::HashSet<&str> = inv.nodes.iter().map(|n| n.mac.as_str()).collect();
+    let mut unknown: Vec<(&String, &Discovered)> = fleet
+        .discovered
+        .iter()
+        .filter(|(mac, _)| !known.contains(mac.as_str()))
+        .collect();
+    let unknown_total = unknown.len() as u64;
+    unknown.sort_by(|a, b| b.1.last_ms.cmp(&a.1.last_ms).then(a.0.cmp(b.0)));
+    unknown.truncate(MAX_UNKNOWN_LISTED);
     FleetView {
         cluster: inv.cluster.name.clone(),
         generated_at: format_ms(now_ms),
         stuck_after_secs: u64::try_from(stuck_after_ms / 1000).unwrap_or(0),
         summary,
         nodes,
-        unknown_discovered: fleet
-            .discovered
-            .iter()
-            .filter(|(mac, _)| !known.contains(mac.as_str()))
+        unknown_discovered: unknown
+            .into_iter()
             .map(|(mac, d)| discovered_summary(mac, d))
             .collect(),
+        unknown_discovered_total: unknown_total,
         rejected_unknown_nodes: fleet
             .rejected
             .values()

@@ -10,92 +10,17 @@ use axum::http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use plasma_wire::Phase;
 use plasmagen::collector::auth::{CertIdentity, Peer};
+use plasmagen::collector::discovered::Budget;
 use plasmagen::collector::view::{DiscoveredView, FleetView, NodeView};
 use plasmagen::collector::{self, AppState, Config};
 use plasmagen::render::pxe;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 
+use collector_support::inproc::{
+    call, discover_json, get_json, node_peer, operator_peer, post_json,
+};
 use collector_support::{report, runbook, state};
-
-fn node_peer(host: &str) -> Peer {
-    let fqdn = format!("{host}.example.com");
-    Peer {
-        addr: Some("10.0.100.50:40000".parse().unwrap()),
-        cert: Some(CertIdentity {
-            common_name: fqdn.clone(),
-            dns_names: vec![fqdn, host.to_string(), "localhost".into()],
-        }),
-        lab: false,
-    }
-}
-
-fn operator_peer() -> Peer {
-    Peer {
-        addr: Some("10.0.100.10:40000".parse().unwrap()),
-        cert: Some(CertIdentity {
-            common_name: "operator".into(),
-            dns_names: vec![],
-        }),
-        lab: false,
-    }
-}
-
-async fn call(
-    s: &AppState,
-    method: &str,
-    uri: &str,
-    peer: Option<Peer>,
-    ct: Option<&str>,
-    body: impl Into<Body>,
-) -> (StatusCode, Vec<u8>) {
-    let mut b = Request::builder().method(method).uri(uri);
-    if let Some(ct) = ct {
-        b = b.header("content-type", ct);
-    }
-    if let Some(p) = peer {
-        b = b.extension(p);
-    }
-    let resp = collector::app(s.clone())
-        .oneshot(b.body(body.into()).unwrap())
-        .await
-        .unwrap();
-    let status = resp.status();
-    (
-        status,
-        resp.into_body()
-            .collect()
-            .await
-            .unwrap()
-            .to_bytes()
-            .to_vec(),
-    )
-}
-
-async fn post_json(
-    s: &AppState,
-    uri: &str,
-    peer: Option<Peer>,
-    body: &Value,
-) -> (StatusCode, Value) {
-    let (st, b) = call(
-        s,
-        "POST",
-        uri,
-        peer,
-        Some("application/json"),
-        body.to_string(),
-    )
-    .await;
-    (st, serde_json::from_slice(&b).unwrap_or(Value::Null))
-}
-
-/// A fleet read, as the operator (reads need the viewer or operator certificate).
-async fn get_json<T: serde::de::DeserializeOwned>(s: &AppState, uri: &str) -> T {
-    let (st, b) = call(s, "GET", uri, Some(operator_peer()), None, Body::empty()).await;
-    assert_eq!(st, StatusCode::OK, "{uri}: {}", String::from_utf8_lossy(&b));
-    serde_json::from_slice(&b).unwrap()
-}
 
 fn report_json(node: &str, service: &str, phase: Phase) -> Value {
     serde_json::to_value(report(node, service, phase, "msg")).unwrap()
@@ -719,19 +644,6 @@ async fn install_loop_avoidance_through_the_api() {
     assert_eq!(boot(&s2, "52-54-00-12-34-56.ipxe").await.1, local);
 }
 
-fn discover_json(mac: &str) -> Value {
-    json!({
-        "primary_mac": mac,
-        "nics": [{"name": "eno1", "mac": mac, "speed_mbps": 10000, "carrier": true}],
-        "disks": [{"name": "nvme0n1", "size_bytes": 960197124096u64,
-                   "by_id": ["/dev/disk/by-id/nvme-SAMSUNG_MZQL2960HCJR-00A07_S64FNE0R123456"],
-                   "model": "SAMSUNG MZQL2960HCJR-00A07", "rotational": false}],
-        "memory_bytes": 274877906944u64,
-        "cpu": {"model": "AMD EPYC 7313P 16-Core Processor", "logical_cpus": 32},
-        "hostname": "nixos"
-    })
-}
-
 #[tokio::test]
 async fn discovery_is_stored_unverified_and_never_changes_a_node() {
     let dir = tempfile::tempdir().unwrap();
@@ -905,63 +817,85 @@ async fn discovery_is_rate_limited_per_source() {
 }
 
 #[tokio::test]
-async fn discovered_macs_are_capped() {
+async fn a_full_discovered_table_evicts_the_least_recently_seen_unknown_machine() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = Config {
-        max_discovered: 2,
+        store: collector::store::Limits {
+            discovered: Budget {
+                rows: 3,
+                bytes: usize::MAX,
+            },
+            ..Default::default()
+        },
         discover_burst: 100,
         ..Config::default()
     };
     let s = state(runbook(), dir.path(), cfg);
-    for m in ["aa:bb:cc:00:00:01", "aa:bb:cc:00:00:02"] {
-        assert_eq!(
-            post_json(&s, "/v1/discover", None, &discover_json(m))
-                .await
-                .0,
-            StatusCode::OK
-        );
-    }
-    let (st, v) = post_json(
-        &s,
-        "/v1/discover",
-        None,
-        &discover_json("aa:bb:cc:00:00:03"),
-    )
-    .await;
+    let post = |m: &'static str| {
+        let s = s.clone();
+        async move {
+            // Distinct report times: eviction goes by the last report.
+            tokio::time::sleep(Duration::from_millis(3)).await;
+            post_json(&s, "/v1/discover", None, &discover_json(m)).await
+        }
+    };
+    // An inventory node's MAC takes a row and is never evicted.
+    let (st, v) = post("52:54:00:12:34:56").await;
     assert_eq!(
-        (st, v["error"].as_str()),
-        (StatusCode::INSUFFICIENT_STORAGE, Some("discover_full"))
+        (st, &v["inventory_node"]),
+        (StatusCode::OK, &json!("node01"))
     );
-    // An inventory node's MAC is accepted however full the table is.
-    let (st, v) = post_json(
-        &s,
-        "/v1/discover",
-        None,
-        &discover_json("52:54:00:12:34:56"),
-    )
-    .await;
-    assert_eq!(st, StatusCode::OK, "inventory MAC refused: {v}");
-    assert_eq!(v["inventory_node"], "node01");
-    // A MAC already stored may still update its facts.
+    for m in ["aa:bb:cc:00:00:01", "aa:bb:cc:00:00:02"] {
+        assert_eq!(post(m).await.0, StatusCode::OK);
+    }
+    // 01 reports again: 02 is now the least recently seen.
+    assert_eq!(post("aa:bb:cc:00:00:01").await.0, StatusCode::OK);
+    let (st, v) = post("aa:bb:cc:00:00:03").await;
+    assert_eq!(st, StatusCode::OK, "a new MAC is never refused: {v}");
+    let rows = |db: &std::path::Path| -> Vec<String> {
+        let c = collector::store::rusqlite::Connection::open(db).unwrap();
+        let mut st = c
+            .prepare("SELECT mac FROM discovered ORDER BY mac")
+            .unwrap();
+        st.query_map([], |r| r.get(0))
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    };
+    let db = dir.path().join("collector.db");
     assert_eq!(
-        post_json(
-            &s,
-            "/v1/discover",
-            None,
-            &discover_json("aa:bb:cc:00:00:01")
-        )
-        .await
-        .0,
-        StatusCode::OK
+        rows(&db),
+        [
+            "52:54:00:12:34:56",
+            "aa:bb:cc:00:00:01",
+            "aa:bb:cc:00:00:03"
+        ],
+        "the row is gone from the database, not only from memory"
     );
     let fleet: FleetView = get_json(&s, "/v1/nodes").await;
+    let listed: Vec<(&str, u64)> = fleet
+        .unknown_discovered
+        .iter()
+        .map(|d| (d.mac.as_str(), d.count))
+        .collect();
+    assert_eq!(listed, [("aa:bb:cc:00:00:03", 1), ("aa:bb:cc:00:00:01", 2)]);
+    assert_eq!(fleet.unknown_discovered_total, 2);
+    assert!(
+        metrics(&s)
+            .await
+            .contains("plasma_collector_discovered_evicted 1\n")
+    );
+    // The inventory MAC again, with the table full of newer reports: still accepted, and it
+    // evicts an unknown machine rather than itself.
+    assert_eq!(post("aa:bb:cc:00:00:04").await.0, StatusCode::OK);
+    assert_eq!(post("52:54:00:12:34:56").await.0, StatusCode::OK);
     assert_eq!(
-        fleet
-            .unknown_discovered
-            .iter()
-            .map(|d| d.count)
-            .collect::<Vec<_>>(),
-        [2, 1]
+        rows(&db),
+        [
+            "52:54:00:12:34:56",
+            "aa:bb:cc:00:00:03",
+            "aa:bb:cc:00:00:04"
+        ]
     );
     // Stored facts are bounded: 64 disks with 500-byte models pass every per-field limit and
     // still exceed 16 KiB.

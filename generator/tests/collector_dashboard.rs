@@ -49,9 +49,9 @@ async fn dashboard_shows_the_fleet_and_updates_live() {
             .unwrap();
     }
     s.store
-        .write(WriteOp::Discover {
-            mac: "aa:bb:cc:dd:ee:01".into(),
-            report: DiscoverReport {
+        .write(WriteOp::discover(
+            "aa:bb:cc:dd:ee:01".into(),
+            DiscoverReport {
                 primary_mac: "aa:bb:cc:dd:ee:01".into(),
                 nics: vec![Nic {
                     name: "eno1".into(),
@@ -77,8 +77,8 @@ async fn dashboard_shows_the_fleet_and_updates_live() {
                 firmware: None,
                 bmc: None,
             },
-            remote: Some("10.0.100.150".into()),
-        })
+            Some("10.0.100.150".into()),
+        ))
         .await
         .unwrap();
     let base = serve_tls(s.clone(), &secrets).await;

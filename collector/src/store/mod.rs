@@ -26,6 +26,7 @@ pub mod checksum;
 pub mod integrity;
 mod recover;
 mod replay;
+mod retention;
 mod salvage;
 mod write;
 pub use integrity::StoreStatus;
@@ -34,6 +35,26 @@ pub use recover::{Recovery, TableRecovery, recover};
 pub use rusqlite;
 use write::{Job, Writer, writer};
 pub use write::{WriteOp, provision_message};
+
+pub use retention::DEFAULT_KEEP as DEFAULT_HISTORY_PER_SERVICE;
+
+/// What the store keeps at most.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Discovered machines (unknown ones are evicted beyond it, least recently seen first).
+    pub discovered: crate::discovered::Budget,
+    /// Reports kept per node and service (besides each phase's first and last).
+    pub history_per_service: u32,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            discovered: crate::discovered::Budget::default(),
+            history_per_service: DEFAULT_HISTORY_PER_SERVICE,
+        }
+    }
+}
 
 /// Largest group commit.
 pub const MAX_BATCH: usize = 4096;
@@ -125,6 +146,7 @@ pub fn open(
     path: &Path,
     fleet: Arc<RwLock<Fleet>>,
     changed: watch::Sender<u64>,
+    limits: Limits,
 ) -> Result<Store, CollectorError> {
     let started = std::time::Instant::now();
     let err = db_err(path);
@@ -175,6 +197,8 @@ pub fn open(
         health: health.clone(),
         fleet,
         changed,
+        budget: limits.discovered,
+        retention: retention::Retention::new(limits.history_per_service),
     };
     std::thread::Builder::new()
         .name("collector-db-writer".into())
@@ -304,28 +328,54 @@ pub fn format_ms(ms: i64) -> String {
         .unwrap_or_default()
 }
 
-fn read_history(conn: &Connection, node: &str, limit: u32) -> rusqlite::Result<Vec<HistoryEntry>> {
+/// One page of a node's history: the newest `limit` entries older than `before`, oldest
+/// first, and the cursor of the next (older) page when there is one.
+#[derive(Debug, Clone, Default)]
+pub struct HistoryPage {
+    pub entries: Vec<HistoryEntry>,
+    pub older: Option<i64>,
+}
+
+fn read_history(
+    conn: &Connection,
+    node: &str,
+    limit: u32,
+    before: Option<i64>,
+) -> rusqlite::Result<HistoryPage> {
     let mut stmt = conn.prepare_cached(
         "SELECT id, kind, service, phase, status, message, sent_at, received_ms, actor
-         FROM history WHERE node = ?1 ORDER BY id DESC LIMIT ?2",
+         FROM history WHERE node = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
     )?;
+    // One more than asked: whether an older page exists, without a count.
     let mut out = stmt
-        .query_map(params![node, limit], |row| {
-            Ok(HistoryEntry {
-                id: row.get(0)?,
-                kind: row.get(1)?,
-                service: row.get(2)?,
-                phase: row.get(3)?,
-                status: row.get(4)?,
-                message: row.get(5)?,
-                sent_at: row.get(6)?,
-                received_at: format_ms(row.get(7)?),
-                actor: row.get(8)?,
-            })
-        })?
+        .query_map(
+            params![node, before.unwrap_or(i64::MAX), limit + 1],
+            |row| {
+                Ok(HistoryEntry {
+                    id: row.get(0)?,
+                    kind: row.get(1)?,
+                    service: row.get(2)?,
+                    phase: row.get(3)?,
+                    status: row.get(4)?,
+                    message: row.get(5)?,
+                    sent_at: row.get(6)?,
+                    received_at: format_ms(row.get(7)?),
+                    actor: row.get(8)?,
+                })
+            },
+        )?
         .collect::<Result<Vec<_>, _>>()?;
+    let older = if out.len() > limit as usize {
+        out.truncate(limit as usize);
+        out.last().map(|e| e.id)
+    } else {
+        None
+    };
     out.reverse();
-    Ok(out)
+    Ok(HistoryPage {
+        entries: out,
+        older,
+    })
 }
 
 impl Store {
@@ -343,14 +393,20 @@ impl Store {
         wait.await.map_err(|_| StoreError::WriterGone)?
     }
 
-    /// The node's last `limit` history entries, oldest first.
-    pub async fn history(&self, node: &str, limit: u32) -> Result<Vec<HistoryEntry>, StoreError> {
+    /// The node's last `limit` history entries before the entry `before` (all when `None`),
+    /// oldest first.
+    pub async fn history(
+        &self,
+        node: &str,
+        limit: u32,
+        before: Option<i64>,
+    ) -> Result<HistoryPage, StoreError> {
         let reader = self.reader.clone();
         let health = self.health.clone();
         let node = node.to_string();
         tokio::task::spawn_blocking(move || {
             let conn = reader.lock().unwrap_or_else(|e| e.into_inner());
-            read_history(&conn, &node, limit).map_err(|e| {
+            read_history(&conn, &node, limit, before).map_err(|e| {
                 health.observe(&e, "reading the history");
                 StoreError::from(e)
             })

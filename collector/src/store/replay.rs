@@ -141,6 +141,7 @@ pub fn replay(
                 first_ms,
                 last_ms,
                 count: count as u64,
+                size: json.len(),
             },
         );
     }

@@ -13,9 +13,11 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::ack::AckFile;
 use super::checksum::{Counters, DiscoveredRow, HistoryRow};
 use super::integrity::Health;
+use super::retention::Retention;
 use super::{
     KIND_ENLIST, KIND_INSTALLED, KIND_PROVISION, KIND_REPORT, KIND_REPROVISION, MAX_BATCH,
 };
+use crate::discovered::Budget;
 use crate::error::StoreError;
 use crate::fleet::Fleet;
 
@@ -33,7 +35,14 @@ pub enum WriteOp {
     Discover {
         mac: String,
         report: DiscoverReport,
+        /// The report as stored (its length is what the byte budget counts).
+        json: String,
         remote: Option<String>,
+    },
+    /// `plasmagen discovered --prune`: forget these discovered machines.
+    PruneDiscovered {
+        macs: Vec<String>,
+        actor: String,
     },
     /// A step of `plasmagen provision` (history only, plus the node's last message).
     Provision {
@@ -47,6 +56,19 @@ pub enum WriteOp {
         actor: String,
         message: String,
     },
+}
+
+impl WriteOp {
+    /// A discovery report, with the JSON it is stored as.
+    pub fn discover(mac: String, report: DiscoverReport, remote: Option<String>) -> WriteOp {
+        let json = serde_json::to_string(&report).unwrap_or_default();
+        WriteOp::Discover {
+            mac,
+            report,
+            json,
+            remote,
+        }
+    }
 }
 
 pub(super) struct Job {
@@ -65,6 +87,8 @@ pub(super) struct Writer {
     pub(super) health: Arc<Health>,
     pub(super) fleet: Arc<RwLock<Fleet>>,
     pub(super) changed: watch::Sender<u64>,
+    pub(super) budget: Budget,
+    pub(super) retention: Retention,
 }
 
 pub(super) fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, mut w: Writer) {
@@ -77,7 +101,8 @@ pub(super) fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, mut w: W
                 Err(_) => break,
             }
         }
-        let result = match commit(&mut conn, &batch, w.counters, w.next_id) {
+        let evict = plan_evictions(&w, &batch);
+        let result = match commit(&mut conn, &batch, &evict, &mut w) {
             Ok((counters, next_id)) => {
                 w.counters = counters;
                 w.next_id = next_id;
@@ -92,6 +117,10 @@ pub(super) fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, mut w: W
                     Err(_) => {}
                 }
                 let mut f = w.fleet.write().unwrap_or_else(|e| e.into_inner());
+                for mac in &evict {
+                    f.discovered.remove(mac);
+                }
+                f.discovered.evicted += evict.len() as u64;
                 let mut reports = 0;
                 for job in &batch {
                     reports += u64::from(matches!(job.op, WriteOp::Report(_)));
@@ -103,6 +132,7 @@ pub(super) fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, mut w: W
                 Ok(())
             }
             Err(e) => {
+                w.retention.reset();
                 w.health.observe(&e, "committing");
                 tracing::error!(error = %e, batch = batch.len(), "group commit failed");
                 Err(StoreError::from(e))
@@ -187,7 +217,7 @@ fn history_row(op: &WriteOp, ms: i64) -> Option<(HistoryRow<'_>, Cow<'_, str>)> 
             Cow::Owned(message.clone()),
             Some(actor.as_str()),
         ),
-        WriteOp::Discover { .. } => return None,
+        WriteOp::Discover { .. } | WriteOp::PruneDiscovered { .. } => return None,
     })
 }
 
@@ -196,11 +226,16 @@ fn history_row(op: &WriteOp, ms: i64) -> Option<(HistoryRow<'_>, Cow<'_, str>)> 
 fn commit(
     conn: &mut Connection,
     batch: &[Job],
-    mut counters: Counters,
-    mut next_id: i64,
+    evict: &[String],
+    w: &mut Writer,
 ) -> rusqlite::Result<(Counters, i64)> {
+    let (mut counters, mut next_id) = (w.counters, w.next_id);
     let tx = conn.transaction()?;
     {
+        let mut forget = tx.prepare_cached("DELETE FROM discovered WHERE mac = ?1")?;
+        for mac in evict {
+            counters.discovered -= forget.execute([mac])? as i64;
+        }
         let mut hist = tx.prepare_cached(
             "INSERT INTO history (id, node, kind, service, phase, status, message, sent_at, received_ms, actor, crc)
              VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
@@ -234,22 +269,31 @@ fn commit(
                     row.actor,
                     row.crc()
                 ])?;
+                match &job.op {
+                    WriteOp::Report(r) => {
+                        counters.history -= w.retention.added(&tx, &r.node_id, &r.service)?;
+                    }
+                    WriteOp::Reprovision { node, .. } => w.retention.reprovisioned(node, row.id),
+                    _ => {}
+                }
                 next_id += 1;
                 counters.history += 1;
+            } else if let WriteOp::PruneDiscovered { macs, .. } = &job.op {
+                for mac in macs {
+                    counters.discovered -= forget.execute([mac])? as i64;
+                }
             } else if let WriteOp::Discover {
-                mac,
-                report,
-                remote,
+                mac, json, remote, ..
             } = &job.op
             {
-                let json = serde_json::to_string(report).unwrap_or_default();
+                let json = json.as_str();
                 let before: Option<(i64, i64)> = seen
                     .query_row([mac], |r| Ok((r.get(0)?, r.get(1)?)))
                     .optional()?;
                 let (first_ms, count) = before.map_or((ms, 1), |(f, n)| (f, n + 1));
                 let row = DiscoveredRow {
                     mac,
-                    report: &json,
+                    report: json,
                     remote: remote.as_deref(),
                     first_ms,
                     last_ms: ms,
@@ -286,9 +330,32 @@ fn apply(f: &mut Fleet, op: &WriteOp, ms: i64) {
         WriteOp::Discover {
             mac,
             report,
+            json,
             remote,
-        } => f.apply_discover(mac, report.clone(), remote.clone(), ms),
+        } => f.apply_discover(mac, report.clone(), json.len(), remote.clone(), ms),
+        WriteOp::PruneDiscovered { macs, .. } => {
+            for mac in macs {
+                f.discovered.remove(mac);
+            }
+        }
     }
+}
+
+/// Discovered machines to delete in this batch's transaction so the table stays within its
+/// budget with the batch's reports in it.
+fn plan_evictions(w: &Writer, batch: &[Job]) -> Vec<String> {
+    let incoming: Vec<(&str, usize)> = batch
+        .iter()
+        .filter_map(|j| match &j.op {
+            WriteOp::Discover { mac, json, .. } => Some((mac.as_str(), json.len())),
+            _ => None,
+        })
+        .collect();
+    if incoming.is_empty() {
+        return Vec::new();
+    }
+    let f = w.fleet.read().unwrap_or_else(|e| e.into_inner());
+    f.discovered.plan_evictions(&incoming, w.budget)
 }
 
 /// How a provisioning step reads in the history and on the dashboard.

@@ -49,6 +49,24 @@ pub struct Args {
     /// Discovery reports: one more allowed per source address every this long.
     #[arg(long, default_value = "6s", value_parser = parse_duration)]
     pub discover_refill: Duration,
+    /// Discovery reports accepted from all addresses together in a burst (an inventory
+    /// node's MAC is always accepted).
+    #[arg(long, default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
+    pub discover_global_burst: u32,
+    /// Discovery reports from all addresses together: one more allowed every this long.
+    #[arg(long, default_value = "20ms", value_parser = parse_positive_duration)]
+    pub discover_global_refill: Duration,
+    /// Discovered machines kept; beyond it the unknown machine seen least recently is
+    /// forgotten for a new one.
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_discovered: u32,
+    /// Stored discovery facts kept, in MiB (evicted like --max-discovered).
+    #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=65_536))]
+    pub max_discovered_mib: u32,
+    /// History reports kept per node and service (the first and last of each phase, and
+    /// everything before the node's latest reprovision, are kept besides).
+    #[arg(long, default_value_t = collector::store::DEFAULT_HISTORY_PER_SERVICE, value_parser = clap::value_parser!(u32).range(1..))]
+    pub history_per_service: u32,
     /// Connections the API listener holds at once; when all are taken, the one idle the
     /// longest is closed for a new one.
     #[arg(long, default_value_t = 512, value_parser = clap::value_parser!(u32).range(1..))]
@@ -141,6 +159,15 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
             stuck_after: args.stuck_after,
             discover_burst: args.discover_burst,
             discover_refill: args.discover_refill,
+            discover_global_burst: args.discover_global_burst,
+            discover_global_refill: args.discover_global_refill,
+            store: collector::store::Limits {
+                discovered: collector::discovered::Budget {
+                    rows: args.max_discovered as usize,
+                    bytes: (args.max_discovered_mib as usize) << 20,
+                },
+                history_per_service: args.history_per_service,
+            },
             public_dashboard: args.public_dashboard,
             event_streams: StreamSlots::new(args.max_event_streams),
             ..Config::default()

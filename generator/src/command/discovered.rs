@@ -2,16 +2,20 @@
 //! discovery image and reported a MAC no inventory node has, as `[[nodes]]` entries to paste
 //! into the inventory. Hostname, role and IPs cannot be discovered: they are placeholders
 //! marked TODO, which `plasmagen check` refuses until someone fills them in.
+//!
+//! `--prune [--mac MAC]... [--yes]` forgets discovered machines instead (all unknown ones, or
+//! those listed) after showing them and asking; an inventory node's MAC is never pruned.
 
 use std::fmt::Write as _;
 
 use plasma_inventory::enlist::choose::stable_path;
+use plasma_inventory::inventory::Mac;
 use serde::Serialize;
 
 use super::Outcome;
 use super::status::{CollectorArgs, block_on, client_err};
 use crate::collector::client::{ClientError, OperatorClient};
-use crate::collector::view::DiscoveredView;
+use crate::collector::view::{DiscoveredSummary, DiscoveredView};
 use crate::error::Error;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -28,10 +32,22 @@ pub struct Args {
     pub conn: CollectorArgs,
     #[arg(long, value_enum, default_value_t = Format::Toml)]
     pub format: Format,
+    /// Forget discovered machines no inventory node has (all, or those given with --mac).
+    #[arg(long)]
+    pub prune: bool,
+    /// With --prune: only this machine (repeat for more).
+    #[arg(long = "mac", value_name = "MAC", requires = "prune")]
+    pub macs: Vec<String>,
+    /// With --prune: do not ask.
+    #[arg(long, requires = "prune")]
+    pub yes: bool,
 }
 
 pub fn run(args: &Args) -> Result<Outcome, Error> {
     let client = args.conn.client()?;
+    if args.prune {
+        return prune(args, &client);
+    }
     let views = block_on(unknown_machines(&client))??;
     let text = match args.format {
         Format::Toml => render_toml(&views, client.base()),
@@ -48,9 +64,9 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
 /// summaries, each machine's facts are one more request. A machine dropped between the two
 /// (evicted, enlisted) is left out.
 pub async fn unknown_machines(client: &OperatorClient) -> Result<Vec<DiscoveredView>, Error> {
-    let fleet = client.fleet().await.map_err(client_err)?;
-    let mut views = Vec::with_capacity(fleet.unknown_discovered.len());
-    for d in &fleet.unknown_discovered {
+    let unknown = client.unknown_discovered().await.map_err(client_err)?;
+    let mut views = Vec::with_capacity(unknown.len());
+    for d in &unknown {
         match client.discovered(&d.mac).await {
             Ok(v) => views.push(v),
             Err(ClientError::Http { status: 404, .. }) => {}
@@ -58,6 +74,87 @@ pub async fn unknown_machines(client: &OperatorClient) -> Result<Vec<DiscoveredV
         }
     }
     Ok(views)
+}
+
+/// MACs per prune request: well under the collector's 64 KiB body limit.
+const PRUNE_CHUNK: usize = 1_000;
+
+/// Machines listed before the question, at most.
+const SHOWN: usize = 20;
+
+fn prune(args: &Args, client: &OperatorClient) -> Result<Outcome, Error> {
+    let unknown = block_on(client.unknown_discovered())?.map_err(client_err)?;
+    let chosen: Vec<&DiscoveredSummary> = if args.macs.is_empty() {
+        unknown.iter().collect()
+    } else {
+        let mut chosen = Vec::new();
+        for given in &args.macs {
+            let mac = Mac::parse_any_separator(given)
+                .map_err(|e| Error::Usage(format!("--mac {given:?}: {e}")))?;
+            let d = unknown
+                .iter()
+                .find(|d| d.mac == mac.as_str())
+                .ok_or_else(|| {
+                    Error::Usage(format!(
+                        "--mac {given}: the collector at {} holds no discovery report for it \
+                         from a machine outside the inventory; nothing was pruned",
+                        client.base()
+                    ))
+                })?;
+            if !chosen.iter().any(|c: &&DiscoveredSummary| c.mac == d.mac) {
+                chosen.push(d);
+            }
+        }
+        chosen
+    };
+    if chosen.is_empty() {
+        eprintln!(
+            "discovered: no discovered machine is missing from the inventory; nothing to prune"
+        );
+        return Ok(Outcome::Ok);
+    }
+    let n = chosen.len();
+    eprintln!(
+        "discovered: {n} machine(s) will be forgotten (a machine that reports again reappears):"
+    );
+    for d in chosen.iter().take(SHOWN) {
+        eprintln!(
+            "  {}  last seen {}  {} report(s){}",
+            d.mac,
+            d.last_seen,
+            d.count,
+            d.remote
+                .as_deref()
+                .map(|r| format!(" from {}", comment_safe(r)))
+                .unwrap_or_default()
+        );
+    }
+    if n > SHOWN {
+        eprintln!("  ... and {} more", n - SHOWN);
+    }
+    if !args.yes {
+        super::fleet::confirm(
+            &format!("Type prune {n} to forget them: "),
+            &["prune".to_string(), n.to_string()],
+            "pruning discovered machines needs a confirmation: run it on a terminal or pass --yes",
+        )?;
+    }
+    let macs: Vec<String> = chosen.iter().map(|d| d.mac.clone()).collect();
+    let (mut pruned, mut gone, mut enlisted) = (0, 0, Vec::new());
+    for chunk in macs.chunks(PRUNE_CHUNK) {
+        let answer = block_on(client.prune_discovered(chunk))?.map_err(client_err)?;
+        pruned += answer.pruned.len();
+        gone += answer.not_found.len();
+        enlisted.extend(answer.kept_inventory);
+    }
+    println!("pruned {pruned} discovered machine(s)");
+    if gone > 0 {
+        eprintln!("discovered: {gone} were gone already (evicted or pruned meanwhile)");
+    }
+    for mac in enlisted {
+        eprintln!("discovered: {mac} kept: it is an inventory node's MAC now");
+    }
+    Ok(Outcome::Ok)
 }
 
 /// An inventory entry proposed for one discovered machine.

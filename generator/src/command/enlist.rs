@@ -87,14 +87,14 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
         ..ClientTls::default()
     };
     let client = OperatorClient::new(&url, &tls).map_err(client_err)?;
-    let fleet = block_on(client.fleet())?.map_err(client_err)?;
+    let unknown = block_on(client.unknown_discovered())?.map_err(client_err)?;
 
     let known = |mac: &str| enlist::enlisted(inv, mac);
     let mut chosen = Vec::new();
     if args.all {
         // The collector's list is from its own copy of the inventory, which an earlier
         // enlist may have outdated: this file decides what is known.
-        for d in &fleet.unknown_discovered {
+        for d in &unknown {
             match known(&d.mac) {
                 Some(n) => eprintln!("enlist: {} is already enlisted as {}", d.mac, n.hostname),
                 None => chosen.push(d),
@@ -107,8 +107,7 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
             eprintln!("enlist: {mac} is already enlisted as {}", n.hostname);
             continue;
         }
-        let d = fleet
-            .unknown_discovered
+        let d = unknown
             .iter()
             .find(|d| d.mac.eq_ignore_ascii_case(&mac))
             .ok_or_else(|| {

@@ -200,10 +200,12 @@ pub fn table(fleet: &FleetView) -> String {
         s.failed,
         s.pending + s.installed
     ));
-    if !fleet.unknown_discovered.is_empty() {
+    let unknown = fleet
+        .unknown_discovered_total
+        .max(fleet.unknown_discovered.len() as u64);
+    if unknown > 0 {
         out.push_str(&format!(
-            "{} discovered MAC(s) match no inventory node (see the dashboard)\n",
-            fleet.unknown_discovered.len()
+            "{unknown} discovered MAC(s) match no inventory node (plasmagen discovered lists them)\n"
         ));
     }
     out

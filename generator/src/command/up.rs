@@ -294,8 +294,8 @@ fn discover(s: &Stages<'_>, client: &OperatorClient) -> Result<Vec<String>, Erro
     let args = s.args;
     let inv = crate::inventory::load(&args.inventory)?.inventory;
     let unknown_now = || -> Result<Vec<String>, Error> {
-        Ok(fetch(client)?
-            .unknown_discovered
+        Ok(block_on(client.unknown_discovered())?
+            .map_err(client_err)?
             .into_iter()
             .map(|d| d.mac)
             .filter(|mac| {

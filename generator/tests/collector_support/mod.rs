@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod browser;
+pub mod inproc;
 
 use std::io::{BufRead, BufReader};
 use std::net::IpAddr;
