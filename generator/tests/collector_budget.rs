@@ -141,11 +141,7 @@ async fn prune_forgets_unknown_machines_for_the_operator_only() {
         .unwrap();
     let all = json!({});
     for (peer, status, code) in [
-        (
-            None,
-            StatusCode::UNAUTHORIZED,
-            "no_certificate",
-        ),
+        (None, StatusCode::UNAUTHORIZED, "no_certificate"),
         (
             Some(node_peer("node01")),
             StatusCode::FORBIDDEN,

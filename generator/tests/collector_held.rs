@@ -653,13 +653,6 @@ async fn size_and_schema_limits_hold_on_the_mtls_listener() {
     // (what, content type, body, status, error code)
     let cases: Vec<(&str, Option<&str>, String, u16, &str)> = vec![
         (
-            "a 70 KiB body",
-            Some("application/json"),
-            with("message", json!("x".repeat(70 * 1024))),
-            413,
-            "body_too_large",
-        ),
-        (
             "text/plain",
             Some("text/plain"),
             good.to_string(),
@@ -760,6 +753,21 @@ async fn size_and_schema_limits_hold_on_the_mtls_listener() {
         assert!(v["message"].is_string(), "{what}: {v}");
     }
 
+    // A 70 KiB body: 413. Sent raw: the collector answers without reading the body, so a
+    // client still writing it may see the connection close under it (reqwest then reports a
+    // broken pipe instead of the answer); the answer is there to read.
+    let big = with("message", json!("x".repeat(70 * 1024)));
+    let a = over_tls(
+        addr,
+        &tls,
+        &post_request("/v1/reports", "application/json", &big),
+    )
+    .await
+    .expect("an answer");
+    assert_eq!(
+        (a.status, a.json()["error"].clone()),
+        (413, json!("body_too_large"))
+    );
     // A 10 GiB Content-Length and no body: refused at once, before any body byte.
     let t = Instant::now();
     let head = b"POST /v1/reports HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 10737418240\r\nConnection: close\r\n\r\n";
