@@ -121,7 +121,7 @@ async fn collector_accepts_and_stores_the_agents_report() {
     // Stored exactly as sent (the collector keys discovered machines by MAC).
     let fleet = state.fleet.read().unwrap();
     for sent in &reports {
-        let stored = &fleet.discovered[&sent.primary_mac];
+        let stored = fleet.discovered.get(&sent.primary_mac).expect("stored");
         assert_eq!(&stored.report, sent);
         assert_eq!(stored.count, 1);
         assert_eq!(

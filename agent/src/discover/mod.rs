@@ -144,6 +144,9 @@ pub async fn post_report(
     let mut builder = reqwest::Client::builder()
         .timeout(per_request)
         .no_proxy()
+        // As every other request of the agent: a redirect is not followed (it could send the
+        // machine's facts elsewhere, or in the clear after an https→http downgrade).
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("plasma-agent/", env!("CARGO_PKG_VERSION")));
     if let Some(path) = &cfg.ca_file {
         builder = builder.tls_certs_only(load_ca(path)?);
