@@ -15,6 +15,10 @@ use super::limits::ACCEPT_AHEAD;
 const LOG_EVERY: Duration = Duration::from_secs(10);
 /// A connection that answered a request is not closed for a newer one sooner than this after.
 const SETTLE: Duration = Duration::from_secs(1);
+/// A connection accepted less than this ago is most likely a client in its handshake, about to
+/// send its request: it makes room only when no other idle connection can (the storm bench
+/// lost such requests to newer connections).
+const YOUNG: Duration = Duration::from_millis(250);
 /// [`ConnState::activity`]: the limiter gave the connection's place to a newer one.
 const EVICTED: u32 = 1 << 31;
 
@@ -89,6 +93,12 @@ impl ConnState {
         self.activity.load(Ordering::Acquire) == 0
             && (!self.served.load(Ordering::Relaxed)
                 || now_ms.saturating_sub(self.last.load(Ordering::Relaxed)) >= settle_ms)
+    }
+
+    /// Accepted less than `young_ms` ago and never used.
+    fn is_young(&self, now_ms: u64, young_ms: u64) -> bool {
+        !self.served.load(Ordering::Relaxed)
+            && now_ms.saturating_sub(self.last.load(Ordering::Relaxed)) < young_ms
     }
 
     /// Mark it evicted if it is still doing nothing; false when a request just started.
@@ -242,12 +252,14 @@ impl ConnLimiter {
         let mut evicted = false;
         if conns.len() >= self.cap {
             // A candidate may start a request while we look: then it is not taken, try the next.
+            let young_ms = YOUNG.as_millis() as u64;
             let victim = loop {
                 let candidate = conns
                     .iter()
                     .filter(|(_, c)| c.evictable(now_ms, self.settle_ms))
                     .min_by_key(|(_, c)| {
                         (
+                            c.is_young(now_ms, young_ms),
                             c.served.load(Ordering::Relaxed),
                             c.last.load(Ordering::Relaxed),
                         )
@@ -348,6 +360,7 @@ mod tests {
         drop(used.state().start_request()); // answered, then idle the longest
         std::thread::sleep(SETTLE_IN_TESTS);
         let silent = admit(&l).expect("second");
+        std::thread::sleep(YOUNG);
         let _new = admit(&l).expect("third");
         assert!(
             l.lock().contains_key(&used.id),
@@ -357,5 +370,24 @@ mod tests {
             !l.lock().contains_key(&silent.id),
             "the silent one made room"
         );
+    }
+
+    #[test]
+    fn a_connection_accepted_just_now_makes_room_last() {
+        let l = ConnLimiter::with_settle("test", 2, SETTLE_IN_TESTS);
+        let used = admit(&l).expect("first");
+        drop(used.state().start_request());
+        std::thread::sleep(SETTLE_IN_TESTS);
+        // Probably in its handshake: the idle client goes instead.
+        let handshaking = admit(&l).expect("second");
+        std::thread::sleep(Duration::from_millis(5));
+        let third = admit(&l).expect("third");
+        assert!(!l.lock().contains_key(&used.id));
+        assert!(l.lock().contains_key(&handshaking.id));
+        // Only young ones left: the oldest of them still makes room (a flood of new
+        // connections replaces itself).
+        let _fourth = admit(&l).expect("fourth");
+        assert!(!l.lock().contains_key(&handshaking.id));
+        assert!(l.lock().contains_key(&third.id));
     }
 }
