@@ -142,7 +142,43 @@ pub(super) fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, mut w: W
             // The requester may have gone away (client disconnected); the write stands.
             let _ = job.done.send(result.clone());
         }
+        if w.retention.has_pending() && rx.is_empty() {
+            prune_history(&mut conn, &mut w);
+        }
     }
+}
+
+/// Retention's queued prunes, in a transaction of their own while no write is waiting.
+fn prune_history(conn: &mut Connection, w: &mut Writer) {
+    fn run(conn: &mut Connection, w: &mut Writer) -> rusqlite::Result<Counters> {
+        let tx = conn.transaction()?;
+        let mut counters = w.counters;
+        counters.history -= w.retention.prune_pending(&tx)?;
+        store_counters(&tx, &counters)?;
+        tx.commit()?;
+        Ok(counters)
+    }
+    match run(conn, w) {
+        Ok(counters) => {
+            w.counters = counters;
+            // Best effort: the sidecar guards acknowledged writes, which a prune does not add.
+            let _ = w.ack.record(&counters);
+        }
+        Err(e) => {
+            w.retention.reset();
+            w.health.observe(&e, "pruning the history");
+            tracing::warn!(error = %e, "history retention: prune failed, retried later");
+        }
+    }
+}
+
+/// The store's counters, in the transaction that changed them.
+fn store_counters(tx: &rusqlite::Transaction<'_>, c: &Counters) -> rusqlite::Result<()> {
+    tx.prepare_cached(
+        "UPDATE store_meta SET acked = ?1, history = ?2, discovered = ?3, crc = ?4 WHERE id = 1",
+    )?
+    .execute(params![c.acked, c.history, c.discovered, c.crc()])?;
+    Ok(())
 }
 
 /// The history row an operation writes, if any (`id` filled in by [`commit`]).
@@ -304,15 +340,7 @@ fn commit(
             }
         }
         counters.acked += batch.len() as i64;
-        tx.prepare_cached(
-            "UPDATE store_meta SET acked = ?1, history = ?2, discovered = ?3, crc = ?4 WHERE id = 1",
-        )?
-        .execute(params![
-            counters.acked,
-            counters.history,
-            counters.discovered,
-            counters.crc()
-        ])?;
+        store_counters(&tx, &counters)?;
     }
     tx.commit()?;
     Ok((counters, next_id))
