@@ -852,16 +852,7 @@ async fn a_full_discovered_table_evicts_the_least_recently_seen_unknown_machine(
     assert_eq!(post("aa:bb:cc:00:00:01").await.0, StatusCode::OK);
     let (st, v) = post("aa:bb:cc:00:00:03").await;
     assert_eq!(st, StatusCode::OK, "a new MAC is never refused: {v}");
-    let rows = |db: &std::path::Path| -> Vec<String> {
-        let c = collector::store::rusqlite::Connection::open(db).unwrap();
-        let mut st = c
-            .prepare("SELECT mac FROM discovered ORDER BY mac")
-            .unwrap();
-        st.query_map([], |r| r.get(0))
-            .unwrap()
-            .map(Result::unwrap)
-            .collect()
-    };
+    let rows = collector_support::db_discovered_macs;
     let db = dir.path().join("collector.db");
     assert_eq!(
         rows(&db),

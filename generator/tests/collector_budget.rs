@@ -16,7 +16,7 @@ use plasmagen::collector::auth::{CertIdentity, Peer};
 use plasmagen::collector::discovered_api::DiscoveredPage;
 use plasmagen::collector::store::{WriteOp, rusqlite};
 use plasmagen::collector::view::{FleetView, MAX_UNKNOWN_LISTED, NodeView};
-use plasmagen::collector::{self, AppState, Config};
+use plasmagen::collector::{AppState, Config};
 use serde_json::{Value, json};
 
 use collector_support::inproc::{
@@ -53,14 +53,19 @@ fn unknown_mac(i: u32) -> String {
 }
 
 fn db_macs(dir: &Path) -> Vec<String> {
-    let c = rusqlite::Connection::open(dir.join("collector.db")).unwrap();
-    let mut st = c
-        .prepare("SELECT mac FROM discovered ORDER BY mac")
+    collector_support::db_discovered_macs(&dir.join("collector.db"))
+}
+
+/// The store's history counter equals the rows (a restart checks it).
+fn assert_counters_match(c: &rusqlite::Connection) {
+    let (recorded, rows): (i64, i64) = c
+        .query_row(
+            "SELECT (SELECT history FROM store_meta), (SELECT count(*) FROM history)",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
         .unwrap();
-    st.query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
+    assert_eq!(recorded, rows);
 }
 
 /// Store `n` unknown machines through the writer, concurrently (group commits).
@@ -286,14 +291,7 @@ async fn send(s: &AppState, node: &str, service: &str, phase: Phase, n: usize) {
 async fn history_keeps_the_last_reports_per_service_and_every_phase() {
     let dir = tempfile::tempdir().unwrap();
     let keep = 10u32;
-    let cfg = Config {
-        store: collector::store::Limits {
-            history_per_service: keep,
-            ..Default::default()
-        },
-        ..Config::default()
-    };
-    let s = state(runbook(), dir.path(), cfg);
+    let s = collector_support::state_keeping(dir.path(), keep);
     send(&s, "node01", "chainfire", Phase::Booted, 3).await;
     send(&s, "node01", "chainfire", Phase::WaitingLocal, 60).await;
     send(&s, "node01", "chainfire", Phase::Joining, 40).await;
@@ -343,14 +341,7 @@ async fn history_keeps_the_last_reports_per_service_and_every_phase() {
     assert_eq!(history_ids(dir.path(), "node01", "flaredb").len(), 5);
     assert!(history_ids(dir.path(), "node02", "chainfire").len() <= 2 * keep as usize);
     // The store's counters follow (a restart compares them with the rows).
-    let (recorded, rows): (i64, i64) = c
-        .query_row(
-            "SELECT (SELECT history FROM store_meta), (SELECT count(*) FROM history)",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!(recorded, rows);
+    assert_counters_match(&c);
     // The node's state is the newest report's.
     let node: NodeView = get_json(&s, "/v1/nodes/node01").await;
     let cf = node
@@ -364,14 +355,7 @@ async fn history_keeps_the_last_reports_per_service_and_every_phase() {
 #[tokio::test]
 async fn reports_before_a_reprovision_are_never_pruned() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = Config {
-        store: collector::store::Limits {
-            history_per_service: 5,
-            ..Default::default()
-        },
-        ..Config::default()
-    };
-    let s = state(runbook(), dir.path(), cfg);
+    let s = collector_support::state_keeping(dir.path(), 5);
     let old = "0123456789abcdef0123456789abcdef";
     for i in 0..12 {
         let mut r = report("node03", "system", Phase::Booted, &format!("old {i}"));
@@ -450,14 +434,7 @@ async fn history_pages_follow_a_cursor() {
 async fn retention_holds_while_the_writer_is_never_idle() {
     let dir = tempfile::tempdir().unwrap();
     let keep = 10u32;
-    let cfg = Config {
-        store: collector::store::Limits {
-            history_per_service: keep,
-            ..Default::default()
-        },
-        ..Config::default()
-    };
-    let s = state(runbook(), dir.path(), cfg);
+    let s = collector_support::state_keeping(dir.path(), keep);
     // 300 reports at once: large batches, a queue that is rarely empty, so prunes also run
     // inside the batches that write the reports (over 4 x keep).
     let writes = (0..300).map(|i| {
@@ -473,12 +450,5 @@ async fn retention_holds_while_the_writer_is_never_idle() {
     assert!(kept.len() <= 2 * keep as usize, "{} rows kept", kept.len());
     assert_eq!(kept.last().unwrap().1, "joined");
     let c = rusqlite::Connection::open(dir.path().join("collector.db")).unwrap();
-    let (recorded, rows): (i64, i64) = c
-        .query_row(
-            "SELECT (SELECT history FROM store_meta), (SELECT count(*) FROM history)",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
-        .unwrap();
-    assert_eq!(recorded, rows);
+    assert_counters_match(&c);
 }

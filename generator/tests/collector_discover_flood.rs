@@ -113,17 +113,6 @@ fn stored(db: &Path) -> (i64, i64) {
     .unwrap()
 }
 
-fn macs(db: &Path) -> Vec<String> {
-    let c = rusqlite::Connection::open(db).unwrap();
-    let mut st = c
-        .prepare("SELECT mac FROM discovered ORDER BY mac")
-        .unwrap();
-    st.query_map([], |r| r.get(0))
-        .unwrap()
-        .map(Result::unwrap)
-        .collect()
-}
-
 fn collector(db: &Path, extra: &[&str]) -> ChildCollector {
     let inv = runbook_path();
     let mut args = vec![
@@ -229,7 +218,7 @@ async fn a_discovery_flood_from_many_addresses_stays_within_the_budget() {
     );
 
     // It took the place of the least recently seen unknown machine.
-    let before = macs(&db);
+    let before = collector_support::db_discovered_macs(&db);
     assert_eq!(before.len() as i64, rows);
     assert!(before.contains(&"52:54:00:12:34:58".to_string()));
 
@@ -238,7 +227,7 @@ async fn a_discovery_flood_from_many_addresses_stays_within_the_budget() {
     let again = collector(&db, &limits);
     let (st, v) = post_inventory_mac(&again.api).await;
     assert_eq!(st, 200, "{v}");
-    assert_eq!(macs(&db), before);
+    assert_eq!(collector_support::db_discovered_macs(&db), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

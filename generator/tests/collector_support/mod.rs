@@ -266,3 +266,27 @@ pub fn spawn_collector(extra: &[&str]) -> ChildCollector {
 pub fn shared<T>(t: T) -> Arc<T> {
     Arc::new(t)
 }
+
+/// The MACs in a collector database's `discovered` table, sorted.
+pub fn db_discovered_macs(db: &Path) -> Vec<String> {
+    let c = collector::store::rusqlite::Connection::open(db).unwrap();
+    let mut st = c
+        .prepare("SELECT mac FROM discovered ORDER BY mac")
+        .unwrap();
+    st.query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
+}
+
+/// A state with `keep` history reports per node and service.
+pub fn state_keeping(dir: &Path, keep: u32) -> AppState {
+    let cfg = Config {
+        store: collector::store::Limits {
+            history_per_service: keep,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    state(runbook(), dir, cfg)
+}
