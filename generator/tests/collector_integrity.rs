@@ -521,7 +521,16 @@ async fn damage_met_at_run_time_marks_the_store_degraded() {
 /// `rows` reports of `size` bytes for node01, written through the store's own writer (which,
 /// unlike the API, takes messages over 8 KiB: a way to make one read long).
 async fn big_database(db: &Path, rows: usize, size: usize) {
-    let state = collector::open(runbook(), db, Config::default()).expect("open");
+    // One node's history as long as `rows`: retention (200 per node and service by default)
+    // would keep only a few hundred of them.
+    let config = Config {
+        store: collector::store::Limits {
+            history_per_service: u32::try_from(rows).unwrap_or(u32::MAX),
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let state = collector::open(runbook(), db, config).expect("open");
     let msg = "x".repeat(size);
     for chunk in (0..rows).collect::<Vec<_>>().chunks(2000) {
         let writes = chunk.iter().map(|i| {
