@@ -209,7 +209,7 @@ async fn metrics(State(s): State<AppState>) -> Response {
         gauges.push((
             "plasma_collector_discovered_evicted",
             String::new(),
-            fleet.discovered.evicted,
+            fleet.discovered.evicted(),
         ));
     }
     (

@@ -49,7 +49,7 @@ pub struct DiscoveredSet {
     /// MACs of inventory nodes: never evicted.
     protected: HashSet<String>,
     /// Machines evicted since the collector started.
-    pub evicted: u64,
+    evicted: u64,
 }
 
 impl DiscoveredSet {
@@ -104,6 +104,27 @@ impl DiscoveredSet {
         self.bytes -= d.size;
         self.by_age.remove(&(d.last_ms, mac.to_string()));
         Some(d)
+    }
+
+    /// Forget what [`DiscoveredSet::plan_evictions`] chose (committed by the writer).
+    pub fn evict(&mut self, macs: &[String]) {
+        for mac in macs {
+            self.remove(mac);
+        }
+        self.evicted += macs.len() as u64;
+    }
+
+    /// Machines evicted since the collector started.
+    pub fn evicted(&self) -> u64 {
+        self.evicted
+    }
+
+    /// Most recently seen first.
+    pub fn most_recent(&self) -> impl Iterator<Item = (&String, &Discovered)> {
+        self.by_age
+            .iter()
+            .rev()
+            .map(|(_, mac)| (mac, &self.by_mac[mac]))
     }
 
     /// A new report from `mac`: the entry is created or replaced, its count and first sight

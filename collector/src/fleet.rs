@@ -5,7 +5,6 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use plasma_inventory::inventory::{Inventory, Node};
-use plasma_wire::discover::DiscoverReport;
 use plasma_wire::{Phase, Report, ReportStatus};
 use serde::{Deserialize, Serialize};
 
@@ -215,17 +214,6 @@ impl Fleet {
             }
             node.last_message = Some("reprovision requested by the operator".into());
         }
-    }
-
-    pub fn apply_discover(
-        &mut self,
-        mac: &str,
-        report: DiscoverReport,
-        size: usize,
-        remote: Option<String>,
-        at_ms: i64,
-    ) {
-        self.discovered.record(mac, report, size, remote, at_ms);
     }
 
     pub fn record_rejected(&mut self, node_id: &str, peer: Option<String>, at_ms: i64) {

@@ -239,24 +239,26 @@ pub fn fleet_view(inv: &Inventory, fleet: &Fleet, now_ms: i64, stuck_after_ms: i
         }
     }
     let known: std::collections::HashSet<&str> = inv.nodes.iter().map(|n| n.mac.as_str()).collect();
-    let mut unknown: Vec<(&String, &Discovered)> = fleet
+    // From the set's index by last report: no sort of every machine on each read.
+    let unknown_listed: Vec<DiscoveredSummary> = fleet
         .discovered
-        .iter()
+        .most_recent()
         .filter(|(mac, _)| !known.contains(mac.as_str()))
+        .take(MAX_UNKNOWN_LISTED)
+        .map(|(mac, d)| discovered_summary(mac, d))
         .collect();
-    let unknown_total = unknown.len() as u64;
-    unknown.sort_by(|a, b| b.1.last_ms.cmp(&a.1.last_ms).then(a.0.cmp(b.0)));
-    unknown.truncate(MAX_UNKNOWN_LISTED);
+    let inventory_discovered = known
+        .iter()
+        .filter(|mac| fleet.discovered.contains_key(mac))
+        .count();
+    let unknown_total = (fleet.discovered.len() - inventory_discovered) as u64;
     FleetView {
         cluster: inv.cluster.name.clone(),
         generated_at: format_ms(now_ms),
         stuck_after_secs: u64::try_from(stuck_after_ms / 1000).unwrap_or(0),
         summary,
         nodes,
-        unknown_discovered: unknown
-            .into_iter()
-            .map(|(mac, d)| discovered_summary(mac, d))
-            .collect(),
+        unknown_discovered: unknown_listed,
         unknown_discovered_total: unknown_total,
         rejected_unknown_nodes: fleet
             .rejected

@@ -121,6 +121,61 @@ impl HistoryRow<'_> {
     }
 }
 
+/// One `history` row as read back: columns `node` … `actor`, `crc` from index 1 of a query
+/// (the id passed in), what the replay and the salvage both verify.
+pub struct StoredHistory {
+    pub id: i64,
+    pub node: String,
+    pub kind: String,
+    pub service: Option<String>,
+    pub phase: Option<String>,
+    pub status: Option<String>,
+    pub message: String,
+    pub sent_at: Option<String>,
+    pub received_ms: i64,
+    pub actor: Option<String>,
+    crc: Option<i64>,
+}
+
+impl StoredHistory {
+    pub fn read(id: i64, r: &rusqlite::Row<'_>) -> rusqlite::Result<StoredHistory> {
+        Ok(StoredHistory {
+            id,
+            node: r.get(1)?,
+            kind: r.get(2)?,
+            service: r.get(3)?,
+            phase: r.get(4)?,
+            status: r.get(5)?,
+            message: r.get(6)?,
+            sent_at: r.get(7)?,
+            received_ms: r.get(8)?,
+            actor: r.get(9)?,
+            crc: r.get(10)?,
+        })
+    }
+
+    pub fn row(&self) -> HistoryRow<'_> {
+        HistoryRow {
+            id: self.id,
+            node: &self.node,
+            kind: &self.kind,
+            service: self.service.as_deref(),
+            phase: self.phase.as_deref(),
+            status: self.status.as_deref(),
+            message: &self.message,
+            sent_at: self.sent_at.as_deref(),
+            received_ms: self.received_ms,
+            actor: self.actor.as_deref(),
+        }
+    }
+
+    /// Its checksum matches; a row written before checksums existed (schema 1, NULL) is not
+    /// verified.
+    pub fn intact(&self) -> bool {
+        self.crc.is_none_or(|crc| crc == self.row().crc())
+    }
+}
+
 /// One `discovered` row, borrowed.
 #[derive(Debug, Clone, Copy)]
 pub struct DiscoveredRow<'a> {

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use rusqlite::config::DbConfig;
 use rusqlite::{Connection, OpenFlags, Row, params};
 
-use super::checksum::{Counters, DiscoveredRow, HistoryRow};
+use super::checksum::{Counters, DiscoveredRow, StoredHistory};
 use super::salvage::salvage;
 use super::{ack, integrity, migrate};
 use crate::error::CollectorError;
@@ -286,31 +286,11 @@ const DISCOVERED_COLS: &str = "mac, report, remote, first_ms, last_ms, count, cr
 
 /// Copy one history row (columns from 1, after the rowid); `Ok(false)`: damaged, not kept.
 fn copy_history(dst: &Connection, id: i64, r: &Row<'_>) -> rusqlite::Result<bool> {
-    let text = |i| r.get::<_, Option<String>>(i);
-    let (node, kind, message) = (
-        r.get::<_, String>(1)?,
-        r.get::<_, String>(2)?,
-        r.get::<_, String>(6)?,
-    );
-    let (service, phase, status, sent_at, actor) =
-        (text(3)?, text(4)?, text(5)?, text(7)?, text(9)?);
-    let row = HistoryRow {
-        id,
-        node: &node,
-        kind: &kind,
-        service: service.as_deref(),
-        phase: phase.as_deref(),
-        status: status.as_deref(),
-        message: &message,
-        sent_at: sent_at.as_deref(),
-        received_ms: r.get(8)?,
-        actor: actor.as_deref(),
-    };
-    if r.get::<_, Option<i64>>(10)?
-        .is_some_and(|crc| crc != row.crc())
-    {
+    let stored = StoredHistory::read(id, r)?;
+    if !stored.intact() {
         return Ok(false);
     }
+    let row = stored.row();
     dst.prepare_cached(
         "INSERT INTO history (id, node, kind, service, phase, status, message, sent_at, received_ms, actor, crc)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",

@@ -5,7 +5,7 @@ use plasma_wire::discover::DiscoverReport;
 use plasma_wire::{Phase, Report, ReportStatus};
 use rusqlite::Connection;
 
-use super::checksum::{Counters, DiscoveredRow, HistoryRow};
+use super::checksum::{Counters, DiscoveredRow, StoredHistory};
 use super::{KIND_ENLIST, KIND_INSTALLED, KIND_PROVISION, KIND_REPORT, KIND_REPROVISION};
 use crate::fleet::{Discovered, Fleet};
 
@@ -51,34 +51,23 @@ pub fn replay(
     )?;
     let mut rows = stmt.query([])?;
     while let Some(row) = rows.next()? {
-        let id: i64 = row.get(0)?;
-        let node: String = row.get(1)?;
-        let kind: String = row.get(2)?;
-        let service: Option<String> = row.get(3)?;
-        let phase: Option<String> = row.get(4)?;
-        let status: Option<String> = row.get(5)?;
-        let message: String = row.get(6)?;
-        let sent_at: Option<String> = row.get(7)?;
-        let ms: i64 = row.get(8)?;
-        let actor: Option<String> = row.get(9)?;
-        // NULL: a row written before checksums existed (schema 1).
-        if let Some(crc) = row.get::<_, Option<i64>>(10)? {
-            let r = HistoryRow {
-                id,
-                node: &node,
-                kind: &kind,
-                service: service.as_deref(),
-                phase: phase.as_deref(),
-                status: status.as_deref(),
-                message: &message,
-                sent_at: sent_at.as_deref(),
-                received_ms: ms,
-                actor: actor.as_deref(),
-            };
-            if r.crc() != crc {
-                return Err(damaged("history", id));
-            }
+        let stored = StoredHistory::read(row.get(0)?, row)?;
+        if !stored.intact() {
+            return Err(damaged("history", stored.id));
         }
+        let StoredHistory {
+            id,
+            node,
+            kind,
+            service,
+            phase,
+            status,
+            message,
+            sent_at,
+            received_ms: ms,
+            actor,
+            ..
+        } = stored;
         out.history += 1;
         out.max_id = out.max_id.max(id);
         match kind.as_str() {

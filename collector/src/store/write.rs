@@ -117,10 +117,7 @@ pub(super) fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, mut w: W
                     Err(_) => {}
                 }
                 let mut f = w.fleet.write().unwrap_or_else(|e| e.into_inner());
-                for mac in &evict {
-                    f.discovered.remove(mac);
-                }
-                f.discovered.evicted += evict.len() as u64;
+                f.discovered.evict(&evict);
                 let mut reports = 0;
                 for job in &batch {
                     reports += u64::from(matches!(job.op, WriteOp::Report(_)));
@@ -360,7 +357,9 @@ fn apply(f: &mut Fleet, op: &WriteOp, ms: i64) {
             report,
             json,
             remote,
-        } => f.apply_discover(mac, report.clone(), json.len(), remote.clone(), ms),
+        } => f
+            .discovered
+            .record(mac, report.clone(), json.len(), remote.clone(), ms),
         WriteOp::PruneDiscovered { macs, .. } => {
             for mac in macs {
                 f.discovered.remove(mac);
