@@ -49,6 +49,14 @@ impl Backoff {
         half + half * frac / 1_000
     }
 
+    /// Uniform in [0, `max`], from the same per-run sequence as the delays.
+    pub fn jitter(&mut self, max: Duration) -> Duration {
+        self.n += 1;
+        let mut h = self.seed.build_hasher();
+        h.write_u64(self.n);
+        max * (h.finish() % 1_001) as u32 / 1_000
+    }
+
     pub fn reset(&mut self, initial: Duration) {
         self.next = initial;
     }

@@ -57,6 +57,9 @@ impl Limit {
 pub struct Response {
     pub status: u16,
     pub location: Option<String>,
+    /// `Retry-After` in its delta-seconds form (RFC 9110, 10.2.3). The HTTP-date form is
+    /// ignored: a machine on its first boot may not have the right time yet.
+    pub retry_after: Option<Duration>,
     pub body: Vec<u8>,
 }
 
@@ -186,10 +189,17 @@ impl Http {
             .get(reqwest::header::LOCATION)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
         let body = read_body(resp, limit).await?;
         Ok(Response {
             status,
             location,
+            retry_after,
             body,
         })
     }

@@ -22,6 +22,8 @@ use crate::members::{self, base_of, endpoint};
 pub const MAX_HOPS: usize = 5;
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(10);
+/// A `Retry-After` longer than this is taken as this: a confused server cannot park a node.
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(60);
 const POLL_FIRST: Duration = Duration::from_millis(100);
 const POLL_MAX: Duration = Duration::from_secs(2);
 
@@ -43,6 +45,15 @@ pub enum AddOutcome {
     /// 409 with a matching (or unspecified) Raft address.
     AlreadyMember(Url),
     Conflict(String),
+    /// The node at `at` asked to be asked again later: the leader answering 503 with a hint
+    /// that names itself ("reconfiguration in progress": Raft applies one membership change at
+    /// a time), or a 429 / 503 carrying `Retry-After`. The agent waits at least `retry_after`
+    /// and asks the same node again.
+    Busy {
+        at: Url,
+        retry_after: Option<Duration>,
+        message: String,
+    },
     /// Connection error, timeout, 5xx, unexpected answer: try the next join URL.
     Retry(String),
 }
@@ -92,12 +103,22 @@ impl Joiner<'_> {
     async fn add(&self, me: &AddMember) -> Result<Url, JoinError> {
         let urls = &self.plan.join_urls;
         let mut backoff = Backoff::with_jitter(RETRY_FIRST, RETRY_MAX);
-        let mut last = String::new();
-        for attempt in 0usize.. {
-            let base = &urls[attempt % urls.len()];
-            match add_via(self.http, base, me).await {
+        let mut last;
+        // The leader that said "busy": asked directly next time, not through a follower.
+        let mut busy_at: Option<Url> = None;
+        let mut busy_answers = 0u64;
+        let mut round = 0usize;
+        loop {
+            let base = match busy_at.take() {
+                Some(u) => u,
+                None => {
+                    round += 1;
+                    urls[(round - 1) % urls.len()].clone()
+                }
+            };
+            let wait = match add_via(self.http, &base, me).await {
                 AddOutcome::Added(at) => {
-                    tracing::info!(at = %at, "member add accepted");
+                    tracing::info!(at = %at, busy_answers, "member add accepted");
                     return Ok(at);
                 }
                 AddOutcome::AlreadyMember(at) => {
@@ -105,20 +126,37 @@ impl Joiner<'_> {
                     return Ok(at);
                 }
                 AddOutcome::Conflict(msg) => return Err(JoinError::Conflict(msg)),
+                AddOutcome::Busy {
+                    at,
+                    retry_after,
+                    message,
+                } => {
+                    let d = busy_delay(&mut backoff, retry_after);
+                    busy_answers += 1;
+                    // Expected in a herd: said once at info, then at debug.
+                    if busy_answers == 1 {
+                        tracing::info!(at = %at, retry_in_ms = d.as_millis() as u64, "{message}: asking again later");
+                    } else {
+                        tracing::debug!(at = %at, retry_in_ms = d.as_millis() as u64, "{message}");
+                    }
+                    last = message;
+                    busy_at = Some(at);
+                    Some(d)
+                }
                 AddOutcome::Retry(msg) => {
                     tracing::warn!(join_url = %base, error = %msg, "Join request failed: {msg}");
                     last = msg;
+                    // Try the other join URLs at once; back off only after a full round.
+                    round
+                        .is_multiple_of(urls.len())
+                        .then(|| backoff.next_delay())
                 }
-            }
-            // Try the other join URLs at once; back off only after a full round.
-            if (attempt + 1) % urls.len() == 0 {
-                let delay = backoff.next_delay();
-                if Instant::now() + delay >= self.deadline {
-                    break;
-                }
-                tokio::time::sleep(delay).await;
-            } else if Instant::now() >= self.deadline {
-                break;
+            };
+            match wait {
+                Some(d) if Instant::now() + d >= self.deadline => break,
+                Some(d) => tokio::time::sleep(d).await,
+                None if Instant::now() >= self.deadline => break,
+                None => {}
             }
         }
         Err(JoinError::Deadline(format!(
@@ -211,11 +249,40 @@ impl Joiner<'_> {
     }
 }
 
+/// How long to wait after a busy answer: the backoff's next delay, and never less than the
+/// server's `Retry-After` (capped at [`RETRY_AFTER_MAX`]) plus up to half of it again, so that
+/// nodes told the same `Retry-After` at the same moment do not come back together.
+pub fn busy_delay(backoff: &mut Backoff, retry_after: Option<Duration>) -> Duration {
+    let own = backoff.next_delay();
+    match retry_after {
+        Some(ra) => {
+            let ra = ra.min(RETRY_AFTER_MAX);
+            own.max(ra + backoff.jitter(ra / 2))
+        }
+        None => own,
+    }
+}
+
 fn conflict_msg(id: &str, theirs: &str, ours: &str) -> String {
     format!(
         "node id {id} is already a member with raft_addr {theirs}, but this node's is {ours}: \
          remove the stale member (DELETE /admin/member/{id}) or fix cluster-config.json"
     )
+}
+
+fn busy(target: &Url, resp: &crate::http::Response) -> AddOutcome {
+    #[derive(Deserialize)]
+    struct ErrorBody {
+        error: String,
+    }
+    let why = resp
+        .json::<ErrorBody>()
+        .map_or_else(|| format!("HTTP {}", resp.status), |b| b.error);
+    AddOutcome::Busy {
+        at: base_of(target),
+        retry_after: resp.retry_after,
+        message: format!("{target}: {why}"),
+    }
 }
 
 /// One add attempt starting at `base`, following 307/308 and 503/421 leader hints.
@@ -247,7 +314,12 @@ pub async fn add_via(http: &Http, base: &Url, me: &AddMember) -> AddOutcome {
                 }
             },
             421 | 503 => match resp.json::<LeaderHint>().map(|h| Url::parse(&h.leader)) {
+                // The leader names itself: it is busy, not elsewhere.
+                Some(Ok(leader)) if base_of(&leader) == base_of(&target) => {
+                    return busy(&target, &resp);
+                }
                 Some(Ok(leader)) => endpoint(&leader, "/admin/member/add"),
+                _ if resp.retry_after.is_some() => return busy(&target, &resp),
                 // A 503 without a hint is just "unavailable".
                 _ => {
                     return AddOutcome::Retry(format!(
@@ -257,6 +329,7 @@ pub async fn add_via(http: &Http, base: &Url, me: &AddMember) -> AddOutcome {
                     ));
                 }
             },
+            429 => return busy(&target, &resp),
             s => return AddOutcome::Retry(format!("{target}: HTTP {s}: {}", resp.body_snippet())),
         };
         if !matches!(next.scheme(), "http" | "https")

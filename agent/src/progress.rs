@@ -35,6 +35,15 @@ impl Progress {
     }
 }
 
+impl Progress {
+    /// End of a run: tries a little longer to deliver spooled reports (see [`Reporter::drain`]).
+    pub async fn drain(&self) {
+        if let Some(r) = &self.reporter {
+            r.drain(crate::report::DRAIN_BUDGET).await;
+        }
+    }
+}
+
 pub fn now_rfc3339() -> String {
     time::OffsetDateTime::now_utc()
         .format(&time::format_description::well_known::Rfc3339)

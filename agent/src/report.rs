@@ -1,30 +1,45 @@
 //! Progress reports to the collector: best effort, spooled when it cannot be reached.
 //!
-//! A join must never wait on the collector: each POST has a short timeout, and after the
-//! first failure the collector counts as down for the rest of the run (later reports go
-//! straight to the spool), so a dead collector costs at most one timeout per run. Spooled
-//! reports are sent, oldest first, before the next report of a later run that reaches it.
+//! A join must never wait on the collector: each POST has a short timeout, and after a
+//! failure the collector counts as down for a while (1 s, doubling to 30 s, jittered), during
+//! which reports go straight to the spool, so a dead collector costs at most one timeout per
+//! retry. The spool is sent, oldest first, before the next report that reaches the collector,
+//! in this run or a later one, and at the end of a run [`Reporter::drain`] keeps trying for up
+//! to [`DRAIN_BUDGET`] (a collector restarting while a fleet joins). A report whose answer was
+//! lost is sent again; the collector stores an identical report once (docs/collector.md).
 //! The spool is per service because the chainfire and flaredb units run concurrently.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
 
 use plasma_wire::Report;
 use reqwest::Url;
+use tokio::time::Instant;
 
+use crate::backoff::Backoff;
 use crate::http::{Http, Limit};
 
 /// Upper bound on how long one report may delay the agent.
 pub const REPORT_TIMEOUT: Duration = Duration::from_secs(2);
+/// How long the end of a run keeps trying to deliver the spool.
+pub const DRAIN_BUDGET: Duration = Duration::from_secs(20);
+const DOWN_FIRST: Duration = Duration::from_secs(1);
+const DOWN_MAX: Duration = Duration::from_secs(30);
 
 pub struct Reporter {
     http: Http,
     url: Url,
     spool: PathBuf,
-    down: AtomicBool,
+    down: Mutex<Down>,
     timeout: Duration,
+}
+
+/// Since when and until when the collector counts as down.
+struct Down {
+    until: Option<Instant>,
+    backoff: Backoff,
 }
 
 enum Delivery {
@@ -45,7 +60,10 @@ impl Reporter {
             http,
             url,
             spool: spool_path(state_dir, service),
-            down: AtomicBool::new(false),
+            down: Mutex::new(Down {
+                until: None,
+                backoff: Backoff::with_jitter(DOWN_FIRST, DOWN_MAX),
+            }),
             timeout: REPORT_TIMEOUT,
         }
     }
@@ -57,7 +75,7 @@ impl Reporter {
 
     /// Sends `report` (after any spooled ones), or spools it. Never fails.
     pub async fn send(&self, report: Report) {
-        if !self.down.load(Ordering::Relaxed) && self.flush().await {
+        if !self.is_down() && self.flush().await {
             match self.deliver(&report).await {
                 Delivery::Delivered => return,
                 Delivery::Rejected(why) => {
@@ -70,6 +88,34 @@ impl Reporter {
         if let Err(e) = append(&self.spool, &[report]) {
             tracing::warn!(error = %e, spool = %self.spool.display(), "cannot spool report");
         }
+    }
+
+    /// End of a run: keeps trying to deliver the spool for up to `budget`; true when it is
+    /// empty. What is still spooled is sent by a later run.
+    pub async fn drain(&self, budget: Duration) -> bool {
+        let end = Instant::now() + budget;
+        loop {
+            if read_spool(&self.spool).is_empty() {
+                return true;
+            }
+            let due = self.down_until().unwrap_or_else(Instant::now);
+            if due >= end {
+                tracing::warn!(spool = %self.spool.display(), "collector still unreachable: reports stay spooled for the next run");
+                return false;
+            }
+            tokio::time::sleep_until(due).await;
+            if self.flush().await {
+                return true;
+            }
+        }
+    }
+
+    fn is_down(&self) -> bool {
+        self.down_until().is_some_and(|t| Instant::now() < t)
+    }
+
+    fn down_until(&self) -> Option<Instant> {
+        self.down.lock().unwrap_or_else(|e| e.into_inner()).until
     }
 
     /// Sends the spool; true when it is empty afterwards.
@@ -105,7 +151,11 @@ impl Reporter {
             .http
             .post_json(&self.url, r, Limit::Small, Some(self.timeout));
         match sent.await {
-            Ok(resp) if (200..300).contains(&resp.status) => Delivery::Delivered,
+            Ok(resp) if (200..300).contains(&resp.status) => {
+                // Counted by the fleet bench: every acknowledged report must be stored.
+                tracing::debug!(report_phase = %r.phase, report_at = %r.at, "report delivered");
+                Delivery::Delivered
+            }
             Ok(resp)
                 if (400..500).contains(&resp.status)
                     && resp.status != 408
@@ -120,12 +170,22 @@ impl Reporter {
     }
 
     fn mark_down(&self, why: &str) {
-        self.down.store(true, Ordering::Relaxed);
-        tracing::warn!(
-            collector = %self.url,
-            error = %why,
-            "collector unreachable; spooling reports until the next run"
-        );
+        let mut d = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        let wait = d.backoff.next_delay();
+        let first = d.until.is_none();
+        d.until = Some(Instant::now() + wait);
+        drop(d);
+        // Once per run at warn: a dead collector must not flood the journal.
+        if first {
+            tracing::warn!(
+                collector = %self.url,
+                error = %why,
+                retry_in_ms = wait.as_millis() as u64,
+                "collector unreachable; spooling reports and retrying"
+            );
+        } else {
+            tracing::debug!(collector = %self.url, error = %why, retry_in_ms = wait.as_millis() as u64, "collector still unreachable");
+        }
     }
 }
 

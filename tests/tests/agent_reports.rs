@@ -62,18 +62,20 @@ async fn collector_down_does_not_block_and_reports_are_delivered_later() {
         "{:?}",
         run.result
     );
-    // One report timeout (2 s) at most, not one per phase.
-    let extra = run.elapsed.saturating_sub(reference.elapsed);
+    // The join itself: one report timeout (2 s) at most, not one per phase.
+    let extra = joined_at(&run).saturating_sub(joined_at(&reference));
     assert!(
         extra <= Duration::from_millis(2_500),
         "collector cost {extra:?}"
     );
-    assert_eq!(
-        hole.connections(),
-        1,
-        "after the first failure the collector is not retried in this run"
-    );
+    // After the first failure the collector is retried after 1 s, 2 s, 4 s, … — also while the
+    // run ends (DRAIN_BUDGET) — never once per report.
+    let tries = hole.connections();
+    assert!((2..=6).contains(&tries), "{tries} connections");
+    let most = joined_at(&run) + plasma_agent::report::DRAIN_BUDGET + Duration::from_secs(2);
+    assert!(run.elapsed <= most, "{:?}", run.elapsed);
     assert!(run.line("collector unreachable").is_some());
+    assert!(run.line("reports stay spooled for the next run").is_some());
     let spool = plasma_agent::report::spool_path(&state, "chainfire");
     let spooled = plasma_agent::report::read_spool(&spool);
     assert_eq!(
@@ -121,7 +123,17 @@ async fn refused_collector_costs_nothing_and_spools() {
         "chainfire",
     ));
     assert_eq!(spooled.len(), 5);
-    assert!(run.elapsed < Duration::from_secs(2), "{:?}", run.elapsed);
+    assert!(
+        joined_at(&run) < Duration::from_secs(2),
+        "{:?}",
+        run.elapsed
+    );
+}
+
+/// When the run logged "Cluster join complete" (its `elapsed_ms`, tokio's clock).
+fn joined_at(run: &agent::Run) -> Duration {
+    let line = run.line("Cluster join complete").expect("join complete");
+    Duration::from_millis(line["elapsed_ms"].as_u64().expect("elapsed_ms"))
 }
 
 #[tokio::test(start_paused = true)]

@@ -60,14 +60,18 @@ pub async fn run(args: &JoinArgs, env: &Env) -> Result<Outcome, AgentError> {
         ))
     })?;
     let p = progress(&cfg, &plan, args, env, http.clone());
-    match steps(&cfg, &plan, args, &p, &http).await {
+    let result = match steps(&cfg, &plan, args, &p, &http).await {
         Ok(outcome) => Ok(outcome),
         Err(e) => {
             p.phase(Phase::Failed, ReportStatus::Error, &e.to_string())
                 .await;
             Err(e)
         }
-    }
+    };
+    // The node is joined (or has failed) either way; this only delays the exit while a
+    // collector that went away comes back.
+    p.drain().await;
+    result
 }
 
 async fn steps(
