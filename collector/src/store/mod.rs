@@ -26,6 +26,7 @@ pub mod checksum;
 pub mod integrity;
 mod recover;
 mod replay;
+mod resent;
 mod retention;
 mod salvage;
 mod write;
@@ -199,6 +200,7 @@ pub fn open(
         changed,
         budget: limits.discovered,
         retention: retention::Retention::new(limits.history_per_service),
+        resent: resent::Resent::default(),
     };
     std::thread::Builder::new()
         .name("collector-db-writer".into())

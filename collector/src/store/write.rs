@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use super::ack::AckFile;
 use super::checksum::{Counters, DiscoveredRow, HistoryRow};
 use super::integrity::Health;
+use super::resent::Resent;
 use super::retention::Retention;
 use super::{
     KIND_ENLIST, KIND_INSTALLED, KIND_PROVISION, KIND_REPORT, KIND_REPROVISION, MAX_BATCH,
@@ -89,6 +90,7 @@ pub(super) struct Writer {
     pub(super) changed: watch::Sender<u64>,
     pub(super) budget: Budget,
     pub(super) retention: Retention,
+    pub(super) resent: Resent,
 }
 
 pub(super) fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, mut w: Writer) {
@@ -103,7 +105,7 @@ pub(super) fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, mut w: W
         }
         let evict = plan_evictions(&w, &batch);
         let result = match commit(&mut conn, &batch, &evict, &mut w) {
-            Ok((counters, next_id)) => {
+            Ok((counters, next_id, resent)) => {
                 w.counters = counters;
                 w.next_id = next_id;
                 // After the fsync, before the 2xx: the sidecar never runs ahead of the disk.
@@ -119,7 +121,10 @@ pub(super) fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, mut w: W
                 let mut f = w.fleet.write().unwrap_or_else(|e| e.into_inner());
                 f.discovered.evict(&evict);
                 let mut reports = 0;
-                for job in &batch {
+                for (i, job) in batch.iter().enumerate() {
+                    if resent.contains(&i) {
+                        continue;
+                    }
                     reports += u64::from(matches!(job.op, WriteOp::Report(_)));
                     apply(&mut f, &job.op, job.received_ms);
                 }
@@ -130,6 +135,7 @@ pub(super) fn writer(mut conn: Connection, mut rx: mpsc::Receiver<Job>, mut w: W
             }
             Err(e) => {
                 w.retention.reset();
+                w.resent.reset();
                 w.health.observe(&e, "committing");
                 tracing::error!(error = %e, batch = batch.len(), "group commit failed");
                 Err(StoreError::from(e))
@@ -254,15 +260,17 @@ fn history_row(op: &WriteOp, ms: i64) -> Option<(HistoryRow<'_>, Cow<'_, str>)> 
     })
 }
 
-/// One transaction for the whole batch, the counters included; returns the new counters and
-/// next history id (applied by the caller only if this succeeds).
+/// One transaction for the whole batch, the counters included; returns the new counters, the
+/// next history id (applied by the caller only if this succeeds) and the positions of reports
+/// that were resent (acknowledged, not written again: [`Resent`]).
 fn commit(
     conn: &mut Connection,
     batch: &[Job],
     evict: &[String],
     w: &mut Writer,
-) -> rusqlite::Result<(Counters, i64)> {
+) -> rusqlite::Result<(Counters, i64, Vec<usize>)> {
     let (mut counters, mut next_id) = (w.counters, w.next_id);
+    let mut resent = Vec::new();
     let tx = conn.transaction()?;
     {
         let mut forget = tx.prepare_cached("DELETE FROM discovered WHERE mac = ?1")?;
@@ -281,7 +289,7 @@ fn commit(
              ON CONFLICT(mac) DO UPDATE SET report = excluded.report, remote = excluded.remote,
                last_ms = excluded.last_ms, count = excluded.count, crc = excluded.crc",
         )?;
-        for job in batch {
+        for (i, job) in batch.iter().enumerate() {
             let ms = job.received_ms;
             if let Some((row, message)) = history_row(&job.op, ms) {
                 let row = HistoryRow {
@@ -289,6 +297,10 @@ fn commit(
                     message: &message,
                     ..row
                 };
+                if matches!(job.op, WriteOp::Report(_)) && w.resent.check(&tx, &row)? {
+                    resent.push(i);
+                    continue;
+                }
                 hist.execute(params![
                     row.id,
                     row.node,
@@ -340,7 +352,7 @@ fn commit(
         store_counters(&tx, &counters)?;
     }
     tx.commit()?;
-    Ok((counters, next_id))
+    Ok((counters, next_id, resent))
 }
 
 fn apply(f: &mut Fleet, op: &WriteOp, ms: i64) {
