@@ -1043,9 +1043,14 @@ async fn malformed_paths_and_queries_get_json_errors() {
     );
 }
 
+/// Each with its own `at`, as an agent's reports are: identical ones are one report sent twice
+/// and stored once (collector/src/store/resent.rs).
 fn report_from(node: &str, phase: Phase, installation: &str) -> Value {
+    static SENT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let n = SENT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     let mut v = report_json(node, "system", phase);
     v["installation"] = json!(installation);
+    v["at"] = json!(format!("2026-11-24T05:00:00.{n:06}Z"));
     v
 }
 
