@@ -147,13 +147,15 @@ impl Reporter {
     }
 
     async fn deliver(&self, r: &Report) -> Delivery {
+        let started = Instant::now();
         let sent = self
             .http
             .post_json(&self.url, r, Limit::Small, Some(self.timeout));
         match sent.await {
             Ok(resp) if (200..300).contains(&resp.status) => {
-                // Counted by the fleet bench: every acknowledged report must be stored.
-                tracing::debug!(report_phase = %r.phase, report_at = %r.at, "report delivered");
+                // Read by the fleet bench: every acknowledged report must be stored.
+                let took_us = started.elapsed().as_micros() as u64;
+                tracing::debug!(report_phase = %r.phase, report_at = %r.at, took_us, "report delivered");
                 Delivery::Delivered
             }
             Ok(resp)

@@ -277,3 +277,23 @@ fn bmc_protocols_and_redfish_tls_settings() {
     assert_eq!(code, Some(2));
     error_line(&stderr, &["nodes[0].bmc.ca_file", "absolute path"]);
 }
+
+#[test]
+fn a_join_deadline_shorter_than_the_membership_queue_is_a_warning() {
+    let base = base();
+    let text = edit(&base, "[cluster]\n", "[cluster]\njoin_timeout_secs = 30\n");
+    let (code, stderr) = check(&text);
+    assert_eq!(code, Some(0), "a warning still generates: {stderr}");
+    let line = warning_line(
+        &stderr,
+        &[
+            "cluster.join_timeout_secs",
+            "one membership change at a time",
+            "at least 6",
+        ],
+    );
+    // The runbook's joining nodes: two changes each at 200 ms, plus the margin.
+    let joiners = base.matches("[[nodes]]").count() - 3;
+    let want = format!("at least {}", (joiners as f64 * 0.4).ceil() as u64 + 60);
+    assert!(line.contains(&want), "{want}: {line}");
+}

@@ -8,6 +8,7 @@ use std::net::Ipv4Addr;
 use crate::diag::{Diagnostic, Positions, Severity};
 use crate::inventory::{DiskLayout, Parsed};
 
+mod deadlines;
 mod platform;
 
 struct Rules<'a> {
@@ -177,6 +178,7 @@ pub fn validate(parsed: &mut Parsed) {
     platform::release_rules(&mut rules);
     platform::nic_rules(&mut rules);
     platform::bmc_rules(&mut rules);
+    deadlines::join_deadline_rules(&mut rules);
     bootstrap_rules(&mut rules);
     let out = rules.out;
     parsed.diagnostics.extend(out);
