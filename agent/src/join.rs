@@ -344,3 +344,36 @@ pub async fn add_via(http: &Http, base: &Url, me: &AddMember) -> AddOutcome {
         "more than {MAX_HOPS} redirects / leader hints starting at {base}"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn busy_waits_at_least_retry_after_and_spreads_above_it() {
+        let mut b = Backoff::with_jitter(RETRY_FIRST, RETRY_MAX);
+        let waits: Vec<Duration> = (0..200)
+            .map(|_| busy_delay(&mut b, Some(Duration::from_secs(3))))
+            .collect();
+        // Never sooner than Retry-After; at most half of it later, unless the own backoff
+        // (here grown to its 10 s cap) is longer.
+        assert!(waits.iter().all(|w| *w >= Duration::from_secs(3)));
+        assert!(waits.iter().all(|w| *w <= RETRY_MAX));
+        let early: Vec<&Duration> = waits[..2].iter().collect();
+        assert!(
+            early.iter().all(|w| **w <= Duration::from_millis(4_500)),
+            "{early:?}"
+        );
+        let distinct: std::collections::BTreeSet<&Duration> = waits[..2].iter().collect();
+        assert_eq!(distinct.len(), 2, "jittered: {waits:?}");
+        // A Retry-After of an hour is taken as a minute.
+        let long = busy_delay(&mut b, Some(Duration::from_secs(3_600)));
+        assert!(
+            long >= RETRY_AFTER_MAX && long <= RETRY_AFTER_MAX * 3 / 2,
+            "{long:?}"
+        );
+        // Without one: the backoff alone.
+        let mut plain = Backoff::with_jitter(RETRY_FIRST, RETRY_MAX);
+        assert!(busy_delay(&mut plain, None) <= RETRY_FIRST);
+    }
+}
