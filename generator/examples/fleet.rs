@@ -45,5 +45,9 @@ fn main() -> ExitCode {
         && f.joined == agents
         && f.lost == 0
         && f.stats.added_twice.is_empty();
-    if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
 }

@@ -1,5 +1,9 @@
-//! `plasmagen status --collector URL [--json] [--wait --timeout 30m]`: the fleet as the collector
-//! sees it; `--wait` replaces runbook 6.2's verify loop.
+//! `plasmagen status --collector URL [--json|--all] [--wait --timeout 30m]`: the fleet as the
+//! collector sees it; `--wait` replaces runbook 6.2's verify loop. Above
+//! [`summary::FULL_TABLE_MAX`] nodes the human output is a summary (counts, the nodes that need
+//! attention); `--all` prints every row anyway and `--json` is always complete.
+
+mod summary;
 
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -9,7 +13,7 @@ use super::Outcome;
 use super::collector::parse_duration;
 use crate::collector::client::{ClientError, ClientTls, OperatorClient};
 use crate::collector::fleet::NodeState;
-use crate::collector::view::FleetView;
+use crate::collector::view::{FleetView, NodeView};
 use crate::error::Error;
 
 /// TLS options shared by the operator commands.
@@ -97,9 +101,13 @@ pub fn client_err(e: ClientError) -> Error {
 pub struct Args {
     #[command(flatten)]
     pub conn: CollectorArgs,
-    /// Print the collector's fleet document as JSON.
+    /// Print the collector's fleet document as JSON (every node, whatever the fleet's size).
     #[arg(long)]
     pub json: bool,
+    /// One row per node even for a large fleet (above 50 nodes the default is a summary: counts
+    /// per state and phase, then only the failed and stuck nodes).
+    #[arg(long)]
+    pub all: bool,
     /// Wait until every node joined all its Raft services; exit 1 when a node fails or on timeout.
     #[arg(long)]
     pub wait: bool,
@@ -116,26 +124,45 @@ pub fn run(args: &Args) -> Result<Outcome, Error> {
     block_on(async {
         if !args.wait {
             let fleet = client.fleet().await.map_err(client_err)?;
-            print_fleet(&fleet, args.json)?;
+            print_fleet(&fleet, args)?;
             return Ok(Outcome::Ok);
         }
         wait(&client, args).await
     })?
 }
 
-fn print_fleet(fleet: &FleetView, json: bool) -> Result<(), Error> {
-    if json {
+fn print_fleet(fleet: &FleetView, args: &Args) -> Result<(), Error> {
+    if args.json {
         let text =
             serde_json::to_string_pretty(fleet).map_err(|e| Error::Internal(e.to_string()))?;
         println!("{text}");
     } else {
-        print!("{}", table(fleet));
+        print!("{}", human(fleet, args.all));
     }
     Ok(())
 }
 
+/// What a person reads: the whole table for a small fleet (or with `--all`), else a summary
+/// that stays a screenful however many nodes there are.
+pub fn human(fleet: &FleetView, all: bool) -> String {
+    if all || fleet.nodes.len() <= summary::FULL_TABLE_MAX {
+        table(fleet)
+    } else {
+        summary::summary(fleet)
+    }
+}
+
 /// The human table: one row per node, one column per Raft service.
 pub fn table(fleet: &FleetView) -> String {
+    let nodes: Vec<&NodeView> = fleet.nodes.iter().collect();
+    let mut out = node_rows(&nodes, usize::MAX);
+    out.push_str(&counts_line(fleet));
+    out.push_str(&unknown_line(fleet));
+    out
+}
+
+/// Header and one aligned row per node; last messages cut to `message_max` characters.
+fn node_rows(nodes: &[&NodeView], message_max: usize) -> String {
     let mut rows = vec![vec![
         "NODE".to_string(),
         "ROLE".into(),
@@ -145,7 +172,7 @@ pub fn table(fleet: &FleetView) -> String {
         "IN PHASE".into(),
         "LAST MESSAGE".into(),
     ]];
-    for n in &fleet.nodes {
+    for n in nodes {
         let phase = |svc: &str| {
             n.services
                 .iter()
@@ -168,7 +195,7 @@ pub fn table(fleet: &FleetView) -> String {
             n.time_in_phase_secs
                 .map(human_secs)
                 .unwrap_or_else(|| "-".into()),
-            n.last_message.clone().unwrap_or_default(),
+            cut(n.last_message.as_deref().unwrap_or_default(), message_max),
         ]);
     }
     let widths: Vec<usize> = (0..rows[0].len())
@@ -190,8 +217,21 @@ pub fn table(fleet: &FleetView) -> String {
         out.push_str(cells.join("  ").trim_end());
         out.push('\n');
     }
+    out
+}
+
+/// `s` cut to `max` characters, marked with `…` when cut.
+fn cut(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((end, _)) => format!("{}…", &s[..end]),
+        None => s.to_string(),
+    }
+}
+
+/// The state counts, one line (scripts read it: keep its shape).
+fn counts_line(fleet: &FleetView) -> String {
     let s = &fleet.summary;
-    out.push_str(&format!(
+    format!(
         "{} nodes: {} joined, {} in progress, {} stuck, {} failed, {} pending\n",
         s.total,
         s.joined,
@@ -199,16 +239,20 @@ pub fn table(fleet: &FleetView) -> String {
         s.stuck,
         s.failed,
         s.pending + s.installed
-    ));
+    )
+}
+
+fn unknown_line(fleet: &FleetView) -> String {
     let unknown = fleet
         .unknown_discovered_total
         .max(fleet.unknown_discovered.len() as u64);
     if unknown > 0 {
-        out.push_str(&format!(
+        format!(
             "{unknown} discovered MAC(s) match no inventory node (plasmagen discovered lists them)\n"
-        ));
+        )
+    } else {
+        String::new()
     }
-    out
 }
 
 fn human_secs(s: u64) -> String {
@@ -276,12 +320,12 @@ async fn wait(client: &OperatorClient, args: &Args) -> Result<Outcome, Error> {
                 let all_joined = fleet.nodes.iter().all(|n| n.state == NodeState::Joined);
                 if !failed.is_empty() || all_joined {
                     progress.finish();
-                    print_fleet(&fleet, args.json)?;
+                    print_fleet(&fleet, args)?;
                     if all_joined {
                         eprintln!("every node joined its Raft services");
                         return Ok(Outcome::Ok);
                     }
-                    eprintln!("failed: {}", failed.join(", "));
+                    eprintln!("failed: {}", summary::some_names(&failed));
                     return Ok(Outcome::ChangesPending);
                 }
                 last_fleet = Some(fleet);
@@ -298,7 +342,7 @@ async fn wait(client: &OperatorClient, args: &Args) -> Result<Outcome, Error> {
         if start.elapsed() >= args.timeout {
             progress.finish();
             if let Some(f) = &last_fleet {
-                print_fleet(f, args.json)?;
+                print_fleet(f, args)?;
             }
             eprintln!(
                 "timed out after {} waiting for every node to join",

@@ -263,6 +263,7 @@ fn stages(s: &mut Stages<'_>) -> Result<Outcome, Error> {
                 key: None,
             },
             json: false,
+            all: false,
             wait: true,
             timeout: Duration::from_secs(args.join_timeout),
             interval: Duration::from_secs(2),

@@ -2,7 +2,9 @@
 //! clients presenting them, and a collector child process.
 #![allow(dead_code)]
 
+pub mod big_fleet;
 pub mod browser;
+pub mod dashboard_scale;
 pub mod inproc;
 
 use std::io::{BufRead, BufReader};

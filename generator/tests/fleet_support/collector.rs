@@ -99,10 +99,12 @@ impl Collector {
                  WHERE kind = 'report' AND service = ?1 ORDER BY id",
             )
             .expect("query");
-        q.query_map([service], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
-            .expect("rows")
-            .map(Result::unwrap)
-            .collect()
+        q.query_map([service], |r| {
+            Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?))
+        })
+        .expect("rows")
+        .map(Result::unwrap)
+        .collect()
     }
 }
 

@@ -119,7 +119,15 @@ pub fn run(opts: &FleetOptions) -> FleetFigures {
     let c = collector.lock().unwrap();
     // The agents join chainfire; the dashboard's update is a flaredb report.
     let stored_rows = c.stored_reports("chainfire");
-    summarise(opts, results, stats, join_s, &stored_rows, c.restarts, reads)
+    summarise(
+        opts,
+        results,
+        stats,
+        join_s,
+        &stored_rows,
+        c.restarts,
+        reads,
+    )
 }
 
 async fn join_all(
@@ -144,11 +152,16 @@ async fn join_all(
         let state = opts.work.join("state").join(host);
         tasks.push(tokio::spawn(agents::run_one(cfg, state, host.clone())));
     }
-    let watch = tokio::spawn(faults(opts.agents, sim.clone(), collector, FaultPlan {
-        election: opts.election,
-        kill_at: opts.kill_collector_at,
-        down: opts.collector_down,
-    }));
+    let watch = tokio::spawn(faults(
+        opts.agents,
+        sim.clone(),
+        collector,
+        FaultPlan {
+            election: opts.election,
+            kill_at: opts.kill_collector_at,
+            down: opts.collector_down,
+        },
+    ));
     let mut results = Vec::new();
     for t in tasks {
         results.push(t.await.expect("agent task"));
@@ -161,7 +174,10 @@ async fn join_all(
         .unwrap_or_default()
         .as_secs_f64()
         .max(0.0);
-    eprintln!("fleet: all agent runs ended after {:.1}s", start.elapsed().as_secs_f64());
+    eprintln!(
+        "fleet: all agent runs ended after {:.1}s",
+        start.elapsed().as_secs_f64()
+    );
     (results, sim.stats(), join_s)
 }
 
@@ -199,7 +215,10 @@ async fn faults(
         if let Some(&(mark, next)) = elections.first()
             && healthy >= mark
         {
-            eprintln!("fleet: election at {healthy} joined, founder{} leads next", next + 1);
+            eprintln!(
+                "fleet: election at {healthy} joined, founder{} leads next",
+                next + 1
+            );
             sim.elect(next, plan.election.unwrap_or_default());
             elections.remove(0);
         }
@@ -273,7 +292,10 @@ fn summarise(
 pub fn profile_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("current_exe");
     exe.ancestors()
-        .find(|p| p.file_name().is_some_and(|n| n == "debug" || n == "release"))
+        .find(|p| {
+            p.file_name()
+                .is_some_and(|n| n == "debug" || n == "release")
+        })
         .map(Path::to_path_buf)
         .unwrap_or_else(|| PathBuf::from("target"))
 }

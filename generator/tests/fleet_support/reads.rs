@@ -5,9 +5,9 @@ use std::time::{Duration, Instant};
 
 use plasma_wire::{Phase, Report, ReportStatus};
 
+use super::FleetOptions;
 use super::big_fleet::BigFleet;
 use super::dashboard_scale::{DashboardFigures, measure_dashboard, row_contains};
-use super::FleetOptions;
 
 #[derive(Debug, Default, Clone)]
 pub struct Reads {
@@ -35,8 +35,17 @@ fn client(fleet: &BigFleet, cert: &str, key: &str) -> reqwest::Client {
         .expect("client")
 }
 
-pub fn measure(rt: &tokio::runtime::Runtime, opts: &FleetOptions, fleet: &BigFleet, url: &str) -> Reads {
-    let op = client(fleet, "operator/operator-cert.pem", "operator/operator-key.pem");
+pub fn measure(
+    rt: &tokio::runtime::Runtime,
+    opts: &FleetOptions,
+    fleet: &BigFleet,
+    url: &str,
+) -> Reads {
+    let op = client(
+        fleet,
+        "operator/operator-cert.pem",
+        "operator/operator-key.pem",
+    );
     let mut reads = rt.block_on(async {
         let mut took = Vec::new();
         let (mut bytes, mut listed) = (0, 0);
@@ -69,7 +78,11 @@ pub fn measure(rt: &tokio::runtime::Runtime, opts: &FleetOptions, fleet: &BigFle
     if opts.dashboard {
         let host = fleet.hosts.last().expect("a node").clone();
         let d = &format!("nodes/{host}/etc/nixos/secrets");
-        let node = client(fleet, &format!("{d}/{host}-cert.pem"), &format!("{d}/{host}-key.pem"));
+        let node = client(
+            fleet,
+            &format!("{d}/{host}-cert.pem"),
+            &format!("{d}/{host}-key.pem"),
+        );
         let message = "fleet bench: one live update";
         let report = Report {
             node_id: host.clone(),
