@@ -41,6 +41,27 @@ pub struct Summary {
     pub pending: u64,
 }
 
+impl Summary {
+    /// How many of `nodes` are in each state.
+    pub fn of(nodes: &[NodeView]) -> Summary {
+        let mut summary = Summary {
+            total: nodes.len() as u64,
+            ..Summary::default()
+        };
+        for n in nodes {
+            match n.state {
+                NodeState::Joined => summary.joined += 1,
+                NodeState::Failed => summary.failed += 1,
+                NodeState::Stuck => summary.stuck += 1,
+                NodeState::InProgress => summary.in_progress += 1,
+                NodeState::Installed => summary.installed += 1,
+                NodeState::Pending => summary.pending += 1,
+            }
+        }
+        summary
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NodeView {
     pub hostname: String,
@@ -224,20 +245,7 @@ pub fn fleet_view(inv: &Inventory, fleet: &Fleet, now_ms: i64, stuck_after_ms: i
         .iter()
         .map(|n| node_view(inv, fleet, n, now_ms, stuck_after_ms))
         .collect();
-    let mut summary = Summary {
-        total: nodes.len() as u64,
-        ..Summary::default()
-    };
-    for n in &nodes {
-        match n.state {
-            NodeState::Joined => summary.joined += 1,
-            NodeState::Failed => summary.failed += 1,
-            NodeState::Stuck => summary.stuck += 1,
-            NodeState::InProgress => summary.in_progress += 1,
-            NodeState::Installed => summary.installed += 1,
-            NodeState::Pending => summary.pending += 1,
-        }
-    }
+    let summary = Summary::of(&nodes);
     let known: std::collections::HashSet<&str> = inv.nodes.iter().map(|n| n.mac.as_str()).collect();
     // From the set's index by last report: no sort of every machine on each read.
     let unknown_listed: Vec<DiscoveredSummary> = fleet

@@ -8,73 +8,25 @@
 //!                                                      and sends REPORTS reports; then checks that the
 //!                                                      collector holds every acknowledged one
 
-use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+#[path = "../tests/collector_support/big_fleet.rs"]
+mod big_fleet;
+
 use anyhow::{Context, Result, bail};
-use plasma_pki::store::{self, NodeIdentity, StoreInput};
 use plasma_wire::{Phase, Report, ReportStatus};
 use plasmagen::collector::view::FleetView;
 
 fn host(i: usize) -> String {
-    format!("n{i:05}")
+    big_fleet::host(i)
 }
 
+/// inventory.toml + secrets/ for `nodes` nodes (the layout the scale tests use).
 fn setup(dir: &Path, nodes: usize) -> Result<()> {
-    std::fs::create_dir_all(dir)?;
-    let mut toml = String::from(
-        r#"[cluster]
-name = "bench"
-domain = "bench.example"
-bootstrap = ["n00000", "n00001", "n00002"]
-ssh_authorized_keys = ["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIBkd86f/K36q5Khr2jtCpqAhME6U6WYvfZ+SRxEj42Ve bench@example.com"]
-state_version = "26.05"
-collector_url = "https://10.100.255.250:8443"
-
-[networks.provisioning]
-subnet = "10.100.0.0/16"
-gateway = "10.100.255.254"
-nameservers = ["10.100.255.254"]
-dhcp_range = { start = "10.100.254.1", end = "10.100.254.200" }
-pxe_server = "10.100.255.250"
-interface = "eth0"
-
-[networks.production]
-subnet = "10.200.0.0/16"
-gateway = "10.200.255.254"
-nameservers = ["10.200.255.254"]
-"#,
-    );
-    let mut ids = Vec::new();
-    for i in 0..nodes {
-        let (a, b) = ((i / 250) as u8, (i % 250) as u8 + 1);
-        let role = if i < 3 { "control-plane" } else { "worker" };
-        toml.push_str(&format!(
-            "\n[[nodes]]\nhostname = \"{}\"\nrole = \"{role}\"\nmac = \"52:54:01:{:02x}:{:02x}:{:02x}\"\nprovisioning_ip = \"10.100.{a}.{b}\"\nproduction_ip = \"10.200.{a}.{b}\"\ndisks = [\"/dev/disk/by-id/wwn-0x5000c500{i:08x}\"]\n",
-            host(i),
-            (i >> 16) & 0xff,
-            (i >> 8) & 0xff,
-            i & 0xff
-        ));
-        ids.push(NodeIdentity {
-            hostname: host(i),
-            fqdn: format!("{}.bench.example", host(i)),
-            ips: vec![
-                IpAddr::V4(Ipv4Addr::new(10, 200, a, b)),
-                IpAddr::V4(Ipv4Addr::new(10, 100, a, b)),
-            ],
-        });
-    }
-    std::fs::write(dir.join("inventory.toml"), toml)?;
-    let input = StoreInput::new("bench", ids, IpAddr::V4(Ipv4Addr::new(10, 100, 255, 250)));
-    store::apply(
-        &dir.join("secrets"),
-        &input,
-        time::OffsetDateTime::now_utc(),
-    )?;
+    big_fleet::write_fleet(dir, nodes);
     Ok(())
 }
 

@@ -32,6 +32,24 @@ fn config(
     )
 }
 
+/// One join per id, each with its own configuration and state directory, to run together.
+fn joins(
+    sim: &FleetSim,
+    pki: &TestPki,
+    dir: &std::path::Path,
+    ids: &[&str],
+    collector: &str,
+) -> Vec<impl Future<Output = agent::Run> + use<>> {
+    ids.iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let cfg = agent::write_config(dir, &config(sim, pki, id, i, collector));
+            let state = dir.join(id);
+            async move { agent::join(&cfg, "chainfire", &state).await }
+        })
+        .collect()
+}
+
 /// The busy answers a run logged, with the delay it chose after each.
 fn busy_waits(run: &agent::Run) -> Vec<u64> {
     run.logs
@@ -54,15 +72,10 @@ async fn busy_leader_is_asked_again_after_retry_after_and_directly() {
         ..FleetSimOptions::default()
     })
     .await;
-    let pki = TestPki::new("fleet");
     let sink = ReportSink::start(None).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut runs = Vec::new();
-    for (i, id) in ["w1", "w2"].into_iter().enumerate() {
-        let cfg = agent::write_config(dir.path(), &config(&sim, &pki, id, i, &sink.url));
-        let state = dir.path().join(id);
-        runs.push(async move { agent::join(&cfg, "chainfire", &state).await });
-    }
+    let pki = TestPki::new("fleet");
+    let runs = joins(&sim, &pki, dir.path(), &["w1", "w2"], &sink.url);
     let [a, b]: [agent::Run; 2] = join_all(runs).await.try_into().ok().unwrap();
     for r in [&a, &b] {
         assert!(matches!(r.result, Ok(Outcome::Joined)), "{:?}", r.result);
@@ -108,16 +121,12 @@ async fn lost_responses_and_an_election_still_join_each_node_once() {
         ..FleetSimOptions::default()
     })
     .await;
-    let pki = TestPki::new("fleet");
     let sink = ReportSink::start(None).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut runs = Vec::new();
-    for i in 0..8 {
-        let id = format!("w{i}");
-        let cfg = agent::write_config(dir.path(), &config(&sim, &pki, &id, i, &sink.url));
-        let state = dir.path().join(&id);
-        runs.push(async move { agent::join(&cfg, "chainfire", &state).await });
-    }
+    let ids: Vec<String> = (0..8).map(|i| format!("w{i}")).collect();
+    let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
+    let pki = TestPki::new("fleet");
+    let runs = joins(&sim, &pki, dir.path(), &ids, &sink.url);
     let elect = async {
         tokio::time::sleep(Duration::from_millis(300)).await;
         sim.elect(2, Duration::from_secs(2));

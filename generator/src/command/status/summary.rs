@@ -176,20 +176,7 @@ mod tests {
     }
 
     fn fleet(nodes: Vec<NodeView>) -> FleetView {
-        let mut summary = Summary {
-            total: nodes.len() as u64,
-            ..Summary::default()
-        };
-        for n in &nodes {
-            match n.state {
-                NodeState::Joined => summary.joined += 1,
-                NodeState::Failed => summary.failed += 1,
-                NodeState::Stuck => summary.stuck += 1,
-                NodeState::InProgress => summary.in_progress += 1,
-                NodeState::Installed => summary.installed += 1,
-                NodeState::Pending => summary.pending += 1,
-            }
-        }
+        let summary = Summary::of(&nodes);
         FleetView {
             cluster: "c".into(),
             generated_at: String::new(),
