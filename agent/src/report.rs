@@ -4,8 +4,8 @@
 //! failure the collector counts as down for a while (1 s, doubling to 30 s, jittered), during
 //! which reports go straight to the spool, so a dead collector costs at most one timeout per
 //! retry. The spool is sent, oldest first, before the next report that reaches the collector,
-//! in this run or a later one, and at the end of a run [`Reporter::drain`] keeps trying for up
-//! to [`DRAIN_BUDGET`] (a collector restarting while a fleet joins). A report whose answer was
+//! in this run or a later one, and at the end of a successful join [`Reporter::drain`] keeps
+//! trying for up to [`DRAIN_BUDGET`] (a collector restarting while a fleet joins). A report whose answer was
 //! lost is sent again; the collector stores an identical report once (docs/collector.md).
 //! The spool is per service because the chainfire and flaredb units run concurrently.
 

@@ -68,9 +68,13 @@ pub async fn run(args: &JoinArgs, env: &Env) -> Result<Outcome, AgentError> {
             Err(e)
         }
     };
-    // The node is joined (or has failed) either way; this only delays the exit while a
-    // collector that went away comes back.
-    p.drain().await;
+    // Joined: the unit never runs again (its condition is the marker), so this is the last
+    // chance to deliver what the collector missed; it only delays the exit while a collector
+    // that went away comes back. A failed run is restarted by systemd, and the next run sends
+    // the spool first.
+    if result.is_ok() {
+        p.drain().await;
+    }
     result
 }
 
