@@ -147,3 +147,60 @@ async fn lost_responses_and_an_election_still_join_each_node_once() {
     // Every report of every run reached the collector once.
     assert_eq!(sink.reports().len(), 8 * 5);
 }
+
+/// A join URL that only ever says "later" (a proxy in maintenance: 503 with `Retry-After`, no
+/// leader hint) must not hold the agent: it waits as told, then tries the next join URL.
+#[tokio::test(start_paused = true)]
+async fn a_node_that_only_says_later_does_not_hold_the_agent() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    let sim = FleetSim::start(FleetSimOptions::default()).await;
+    let hits = Arc::new(AtomicU32::new(0));
+    let counted = hits.clone();
+    let later = axum::Router::new().fallback(move || {
+        counted.fetch_add(1, Ordering::SeqCst);
+        async {
+            (
+                axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                [(axum::http::header::RETRY_AFTER, "30")],
+                "down for maintenance",
+            )
+        }
+    });
+    let tcp = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let maintenance = format!("http://{}", tcp.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(tcp, later).await });
+
+    let pki = TestPki::new("fleet");
+    let sink = ReportSink::start(None).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = config(&sim, &pki, "w1", 1, &sink.url);
+    cfg.services.get_mut("chainfire").unwrap().join_urls = vec![maintenance, sim.url(0).to_owned()];
+    let path = agent::write_config(dir.path(), &cfg);
+    let run = agent::join(&path, "chainfire", &dir.path().join("w1")).await;
+    assert!(
+        matches!(run.result, Ok(Outcome::Joined)),
+        "{:?}",
+        run.result
+    );
+    // Its membership read and one add; then the next join URL (the leader) took the add.
+    assert!(
+        hits.load(Ordering::SeqCst) <= 2,
+        "{}",
+        hits.load(Ordering::SeqCst)
+    );
+    assert_eq!(sim.stats().adds_applied, 1);
+    // The wait it was told: at least 30 s before the next attempt.
+    let waits = busy_waits_any(&run);
+    assert_eq!(waits.len(), 1, "{waits:?}");
+    assert!(waits[0] >= 30_000, "{waits:?}");
+}
+
+/// Every busy answer's chosen delay (whatever the server said).
+fn busy_waits_any(run: &agent::Run) -> Vec<u64> {
+    run.logs
+        .iter()
+        .filter_map(|l| l["retry_in_ms"].as_u64().filter(|_| l["at"].is_string()))
+        .collect()
+}

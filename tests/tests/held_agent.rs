@@ -400,7 +400,10 @@ async fn redirect_and_leader_hint_loops_are_bounded() {
     for (what, reply) in busy {
         let srv = Scripted::start(t.server(), move |_, _, own| reply(own)).await;
         let got = add_via(&t.http, &srv.url(), &me()).await;
-        assert!(matches!(got, AddOutcome::Busy { .. }), "{what}: {got:?}");
+        assert!(
+            matches!(got, AddOutcome::Busy { leader: true, .. }),
+            "{what}: {got:?}"
+        );
         assert_eq!(srv.hits().len(), 1, "{what}: {:?}", srv.hits());
     }
     for (what, reply, says) in [

@@ -232,7 +232,9 @@ impl Cluster {
             }
         }
         let mut next = self.in_flight.as_ref().map(|f| f.done_at);
+        // While electing nobody promotes: a caught-up learner is not due (the election's end is).
         if self.in_flight.is_none()
+            && self.leader.is_some()
             && let Some(&(_, added)) = self.learners.front()
         {
             next = Some(added + opts.catch_up);
