@@ -1,12 +1,13 @@
 //! Progress reports to the collector: best effort, spooled when it cannot be reached.
 //!
 //! A join must never wait on the collector: each POST has a short timeout, and after a
-//! failure the collector counts as down for a while (1 s, doubling to 30 s, jittered), during
-//! which reports go straight to the spool, so a dead collector costs at most one timeout per
-//! retry. The spool is sent, oldest first, before the next report that reaches the collector,
-//! in this run or a later one, and at the end of a successful join [`Reporter::drain`] keeps
-//! trying for up to [`DRAIN_BUDGET`] (a collector restarting while a fleet joins). A report whose answer was
-//! lost is sent again; the collector stores an identical report once (docs/collector.md).
+//! failure the collector counts as down for a while (1 s, doubling to 30 s, jittered; from 1 s
+//! again once it answers), during which reports go straight to the spool, so a dead collector
+//! costs at most one timeout per retry. The spool is sent, oldest first, before the next report
+//! that reaches the collector, in this run or a later one, and at the end of a successful join
+//! [`Reporter::drain`] keeps trying for up to [`DRAIN_BUDGET`] (a collector restarting while a
+//! fleet joins). A report whose answer was lost is sent again; the collector stores an
+//! identical report once (docs/collector.md).
 //! The spool is per service because the chainfire and flaredb units run concurrently.
 
 use std::io::Write;
@@ -77,7 +78,10 @@ impl Reporter {
     pub async fn send(&self, report: Report) {
         if !self.is_down() && self.flush().await {
             match self.deliver(&report).await {
-                Delivery::Delivered => return,
+                Delivery::Delivered => {
+                    self.mark_up();
+                    return;
+                }
                 Delivery::Rejected(why) => {
                     tracing::warn!(error = %why, report_phase = %report.phase, "collector rejected report");
                     return;
@@ -110,6 +114,14 @@ impl Reporter {
         }
     }
 
+    /// The collector answered: a later failure starts the backoff from its first step again.
+    fn mark_up(&self) {
+        let mut d = self.down.lock().unwrap_or_else(|e| e.into_inner());
+        if d.until.take().is_some() {
+            d.backoff.reset(DOWN_FIRST);
+        }
+    }
+
     fn is_down(&self) -> bool {
         self.down_until().is_some_and(|t| Instant::now() < t)
     }
@@ -139,6 +151,7 @@ impl Reporter {
                 }
             }
         }
+        self.mark_up();
         tracing::info!(count = pending.len() as u64, "delivered spooled reports");
         if let Err(e) = std::fs::remove_file(&self.spool) {
             tracing::warn!(error = %e, "cannot remove report spool");
@@ -177,7 +190,7 @@ impl Reporter {
         let first = d.until.is_none();
         d.until = Some(Instant::now() + wait);
         drop(d);
-        // Once per run at warn: a dead collector must not flood the journal.
+        // Once per outage at warn: a dead collector must not flood the journal.
         if first {
             tracing::warn!(
                 collector = %self.url,
