@@ -41,12 +41,7 @@ impl Backoff {
         if !self.jitter {
             return d;
         }
-        self.n += 1;
-        let mut h = self.seed.build_hasher();
-        h.write_u64(self.n);
-        let half = d / 2;
-        let frac = (h.finish() % 1_000) as u32;
-        half + half * frac / 1_000
+        d / 2 + self.jitter(d / 2)
     }
 
     /// Uniform in [0, `max`], from the same per-run sequence as the delays.

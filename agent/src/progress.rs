@@ -33,9 +33,7 @@ impl Progress {
             .await;
         }
     }
-}
 
-impl Progress {
     /// End of a run: tries a little longer to deliver spooled reports (see [`Reporter::drain`]).
     pub async fn drain(&self) {
         if let Some(r) = &self.reporter {

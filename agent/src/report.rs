@@ -37,7 +37,7 @@ pub struct Reporter {
     timeout: Duration,
 }
 
-/// Since when and until when the collector counts as down.
+/// Until when the collector counts as down, and how long the next outage step is.
 struct Down {
     until: Option<Instant>,
     backoff: Backoff,
@@ -97,11 +97,12 @@ impl Reporter {
     /// End of a run: keeps trying to deliver the spool for up to `budget`; true when it is
     /// empty. What is still spooled is sent by a later run.
     pub async fn drain(&self, budget: Duration) -> bool {
+        if read_spool(&self.spool).is_empty() {
+            return true;
+        }
         let end = Instant::now() + budget;
+        // A failed flush leaves the spool non-empty and marks the collector down: wait for that.
         loop {
-            if read_spool(&self.spool).is_empty() {
-                return true;
-            }
             let due = self.down_until().unwrap_or_else(Instant::now);
             if due >= end {
                 tracing::warn!(spool = %self.spool.display(), "collector still unreachable: reports stay spooled for the next run");

@@ -9,7 +9,7 @@
 //! acknowledged and not written again. After a start the window is read back lazily from the
 //! history (one indexed read per node and service), so a resend after a SIGKILL is caught too.
 
-use std::collections::hash_map::{DefaultHasher, Entry};
+use std::collections::hash_map::DefaultHasher;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{Hash, Hasher};
 
@@ -23,9 +23,10 @@ pub const WINDOW: usize = 16;
 const LAST_SQL: &str = "SELECT phase, status, message, sent_at, actor FROM history
      WHERE node = ?1 AND kind = 'report' AND service = ?2 ORDER BY id DESC LIMIT ?3";
 
+/// Windows by node, then service: a report finds its window without allocating a key.
 #[derive(Default)]
 pub(super) struct Resent {
-    recent: HashMap<(String, String), VecDeque<u64>>,
+    recent: HashMap<String, HashMap<String, VecDeque<u64>>>,
 }
 
 fn digest(
@@ -51,11 +52,14 @@ impl Resent {
     ) -> rusqlite::Result<bool> {
         let service = row.service.unwrap_or_default();
         let d = digest(row.phase, row.status, row.message, row.sent_at, row.actor);
-        let key = (row.node.to_owned(), service.to_owned());
-        let window = match self.recent.entry(key) {
-            Entry::Occupied(e) => e.into_mut(),
-            Entry::Vacant(e) => e.insert(load(tx, row.node, service)?),
-        };
+        if !self.recent.contains_key(row.node) {
+            self.recent.insert(row.node.to_owned(), HashMap::new());
+        }
+        let services = self.recent.get_mut(row.node).expect("just inserted");
+        if !services.contains_key(service) {
+            services.insert(service.to_owned(), load(tx, row.node, service)?);
+        }
+        let window = services.get_mut(service).expect("just inserted");
         if window.contains(&d) {
             return Ok(true);
         }

@@ -18,7 +18,7 @@ mod collector;
 mod reads;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -70,7 +70,7 @@ impl FleetFigures {
         format!(
             "fleet agents={} joined={} join_s={:.1} leader_rps_mean={:.1} leader_rps_peak={} \
              acked={} stored={} lost={} duplicates={} spooled={} collector_p99_ms={:.1} \
-             dashboard_render_ms={:.0} dashboard_update_ms={:.1} nodes_bytes={} nodes_p99_ms={:.1} \
+             dashboard_render_ms={:.0} dashboard_update_ms={:.1} nodes_bytes={} nodes_p50_ms={:.1} nodes_p99_ms={:.1} \
              adds_busy={} elections={} responses_lost={} collector_restarts={}",
             self.agents,
             self.joined,
@@ -86,6 +86,7 @@ impl FleetFigures {
             r.dashboard_render_ms,
             r.dashboard_update_ms,
             r.nodes_bytes,
+            r.nodes_p50_ms,
             r.nodes_p99_ms,
             self.stats.adds_busy,
             self.stats.elections,
@@ -286,16 +287,4 @@ fn summarise(
         collector_p99_ms: p99,
         reads,
     }
-}
-
-/// `target/<profile>/` of the running binary (test or example), for scratch files.
-pub fn profile_dir() -> PathBuf {
-    let exe = std::env::current_exe().expect("current_exe");
-    exe.ancestors()
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n == "debug" || n == "release")
-        })
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("target"))
 }

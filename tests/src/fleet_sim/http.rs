@@ -21,7 +21,7 @@ struct Node {
 }
 
 impl Node {
-    /// Counts the request; the second value is whether this node leads.
+    /// Counts the request; returns who leads now (`None` while electing).
     fn hit(&self) -> Option<usize> {
         let secs = self.shared.start.elapsed().as_secs() as usize;
         let mut c = self.shared.lock();
